@@ -1,0 +1,20 @@
+"""`curate convert`: write records back out as Alpaca, ShareGPT, Dolly, Self-Instruct, ..."""
+
+from __future__ import annotations
+
+import click
+
+from curate.formats import FORMATS
+
+
+@click.command("convert", short_help="Export records to Alpaca, ShareGPT, Dolly, Self-Instruct, ... files.")
+@click.argument("records", type=click.Path(dir_okay=False))
+@click.option("--to", "format_name", required=True, type=click.Choice(list(FORMATS)), help="Output format.")
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
+              help="File to write: a JSON array when it ends in .json, else JSONL (.gz compresses).")
+def command(records: str, format_name: str, out: str) -> None:
+    """Convert the curate RECORDS file to another format; ids and extra fields are restored."""
+    from curate.convert import export_file
+
+    count = export_file(records, out, format_name)
+    click.echo(f"wrote {count} rows as {format_name} to {out}")
