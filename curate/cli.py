@@ -15,7 +15,6 @@ import sys
 import click
 
 from curate import __version__
-from curate.errors import CurateError
 
 _COMMAND_PACKAGE = "curate.commands"
 
@@ -50,17 +49,14 @@ def cli() -> None:
 
 
 def main() -> None:
+    """Console entry point: click's error handling, plus exit 130 on Ctrl-C."""
     try:
         cli.main(standalone_mode=False)
-    except CurateError as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(2)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
     except click.ClickException as err:
         err.show()
         sys.exit(err.exit_code)
-    except KeyboardInterrupt:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("interrupted", err=True)
         sys.exit(130)

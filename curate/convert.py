@@ -6,9 +6,11 @@ both write their output atomically, so a failure leaves no partial file.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,31 +83,22 @@ def export_file(
     rows = (fmt.from_record(record) for record in read_records(source, check_id=check_id))
     count = 0
     with atomic_writer(out, "wb") as raw:
-        handle: Any = gzip.open(raw, "wt", encoding="utf-8") if out.suffix == ".gz" else _TextOver(raw)
-        if as_array:
-            handle.write("[\n")
-        for row in rows:
+        compress = gzip.GzipFile(fileobj=raw, mode="wb") if out.suffix == ".gz" else contextlib.nullcontext(raw)
+        with compress as sink:
+            for chunk in _render(rows, as_array):
+                sink.write(chunk.encode("utf-8"))
+                count += 1
+            if count == 0:
+                raise CurateError(f"{source}: no records to convert")
             if as_array:
-                handle.write((",\n" if count else "") + json.dumps(row, ensure_ascii=False, indent=None))
-            else:
-                handle.write(dumps(row) + "\n")
-            count += 1
-        if count == 0:
-            raise CurateError(f"{source}: no records to convert")
-        if as_array:
-            handle.write("\n]\n")
-        handle.close()
+                sink.write(b"\n]\n")
     return count
 
 
-class _TextOver:
-    """Text writes onto a binary handle without closing it."""
-
-    def __init__(self, raw: Any):
-        self.raw = raw
-
-    def write(self, text: str) -> None:
-        self.raw.write(text.encode("utf-8"))
-
-    def close(self) -> None:
-        self.raw.flush()
+def _render(rows: Iterator[dict[str, Any]], as_array: bool) -> Iterator[str]:
+    """One chunk of text per row: JSONL lines, or the items of a JSON array."""
+    for i, row in enumerate(rows):
+        if as_array:
+            yield ("[\n" if i == 0 else ",\n") + json.dumps(row, ensure_ascii=False)
+        else:
+            yield dumps(row) + "\n"

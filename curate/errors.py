@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from typing import IO, Any
 
-class CurateError(Exception):
-    """An error the user can act on; its message is printed as one line."""
+import click
+
+
+class CurateError(click.ClickException):
+    """An error the user can act on: printed as one line, ``error: ...``, exit code 2."""
+
+    exit_code = 2
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True, file=file)
 
 
 class InputError(CurateError):
