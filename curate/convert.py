@@ -17,7 +17,15 @@ from typing import Any
 
 from curate.errors import CurateError, InputError
 from curate.formats import Format, detect_format, get_format
-from curate.jsonl import Quarantine, atomic_writer, dumps, iter_json_rows, iter_valid, read_records
+from curate.jsonl import (
+    Quarantine,
+    atomic_writer,
+    dumps,
+    iter_json_rows,
+    iter_valid,
+    read_records,
+    write_jsonl,
+)
 
 
 @dataclass
@@ -50,7 +58,15 @@ def import_file(
     skip_invalid: bool = False,
     quarantine_path: str | os.PathLike[str] | None = None,
 ) -> ImportSummary:
-    """Convert ``source`` (any supported format, JSONL or JSON array, maybe gzipped) to records."""
+    """Convert ``source`` (any supported format, JSONL or JSON array, maybe gzipped) to records.
+
+    A folder written by `curate export` (or one of its shards) is read back as records.
+    """
+    if Path(source).is_dir() or str(source).endswith(".parquet"):
+        from curate.export import read_export
+
+        count = write_jsonl(out, read_export(source))
+        return ImportSummary(str(source), "curate-export", True, count, 0, None)
     detected = format_name == "auto"
     fmt = sniff_format(source) if detected else get_format(format_name)
     side = Path(quarantine_path) if quarantine_path else default_quarantine_path(out)

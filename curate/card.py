@@ -1,0 +1,518 @@
+"""The dataset card (README.md) of an exported folder: hub metadata plus how the data was made.
+
+Called by ``curate.export.export_records``; nothing here is typed by hand. The YAML front
+matter (licence, language, task, size, tags, ``configs`` pointing at the shards,
+``dataset_info`` features) is derived from the data, and the body from the files the
+stages wrote beside it (``manifest.json``, ``filter_config.yaml``, ``filter_report.json``,
+``rejected.jsonl``); what is absent is said to be absent.
+
+An existing README.md is merged, never overwritten: its metadata keys are kept (lists
+such as ``tags`` are unioned; only ``configs[default]``, ``dataset_info`` and
+``size_categories``, which describe the data, are replaced), and its prose is kept with
+our section between ``<!-- curate:begin -->`` and ``<!-- curate:end -->`` markers, which
+later exports replace in place. The result is checked with huggingface_hub's
+``DatasetCard``/``DatasetCardData`` and with the parser ``datasets`` itself uses for
+``configs`` and ``dataset_info``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from curate.errors import CurateError
+from curate.jsonl import atomic_writer
+from curate.runinfo import (
+    FILTER_CONFIG,
+    FILTER_REPORT,
+    MANIFEST,
+    Funnel,
+    RunFiles,
+    compute_funnel,
+    find_values,
+    first_value,
+    summarize,
+)
+
+if TYPE_CHECKING:
+    from curate.export import ExportConfig, ScanResult
+
+BEGIN, END = "<!-- curate:begin -->", "<!-- curate:end -->"
+SIZE_CATEGORIES = [
+    (1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+    (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B"),
+]
+BASE_TAGS = ["synthetic", "curate", "sft", "instruction-tuning"]
+# Keys whose values are lists the user may have extended: we add ours, never drop theirs.
+_UNION_KEYS = ("tags", "task_categories", "language", "annotations_creators", "language_creators")
+# Keys that describe the data itself and so follow the data.
+_DATA_KEYS = ("size_categories", "dataset_info")
+
+# What is known about the terms of common teacher models (matched on the model name).
+# Anything else gets "check the model's terms"; this is a pointer, not legal advice.
+TEACHER_TERMS = (
+    ("smollm", "apache-2.0", "SmolLM2 models are released under Apache-2.0."),
+    ("llama", None, "Llama models come with Meta's community licence and acceptable-use policy, "
+                    "which also cover using their outputs to train other models."),
+    ("gpt-", None, "OpenAI's terms of use restrict using outputs to develop competing models."),
+    ("qwen", None, "Qwen models carry per-model licences (Apache-2.0 for most Qwen2.5 sizes; "
+                   "the Qwen licence for others): check the model card."),
+    ("mistral", None, "Mistral's open-weight models are Apache-2.0; its hosted models have their own terms."),
+    ("gemma", None, "Gemma models come with Google's Gemma terms of use."),
+)
+
+_COLUMN_HELP = {
+    "id": "content hash of the normalized conversation (stable across runs)",
+    "messages": "the conversation as `[{role, content}]` (Hugging Face chat format; TRL trains on it directly)",
+    "scores": "quality scores (e.g. LLM-judge rating, IFD); null where a row was not scored",
+    "meta": "the full provenance object as a JSON string (`json.loads` it); the source of truth",
+}
+
+
+def write_card(
+    out: Path,
+    config: ExportConfig,
+    files: RunFiles,
+    scan: ScanResult,
+    splits: dict[str, int],
+    split_bytes: dict[str, int],
+    shards: dict[str, list[Path]],
+    schema: Any,
+    evidence: list[Path],
+) -> Path:
+    """Build, merge, validate and atomically write ``out/README.md``."""
+    path = out / "README.md"
+    existing_meta, existing_text = read_existing_card(path)
+    funnel = compute_funnel(files, kept=sum(splits.values()))
+    ours = card_metadata(config, files, splits, split_bytes, shards, schema, out.name)
+    metadata = merge_metadata(existing_meta, ours, explicit={"license": config.license,
+                                                             "pretty_name": config.pretty_name,
+                                                             "language": config.language})
+    section = card_body(config, files, scan, splits, funnel, evidence, out, metadata)
+    title = f"# {metadata.get('pretty_name') or out.name}\n\n"
+    text = merge_text(existing_text, section, title)
+    content = render_card(metadata, text)
+    validate_card(content, out, schema)
+    with atomic_writer(path) as handle:
+        handle.write(content)
+    return path
+
+
+# -- metadata -----------------------------------------------------------------------------
+
+def read_existing_card(path: Path) -> tuple[dict[str, Any], str]:
+    """(metadata, body) of an existing card; a card we cannot parse stops the export."""
+    if not path.is_file():
+        return {}, ""
+    from huggingface_hub import DatasetCard
+
+    try:
+        card = DatasetCard.load(path)
+    except (ValueError, yaml.YAMLError) as err:
+        raise CurateError(f"{path}: the existing card's YAML does not parse ({str(err).splitlines()[0]}); "
+                          "fix or move it, it is never overwritten") from None
+    return card.data.to_dict(), card.text
+
+
+def size_category(count: int) -> str:
+    for limit, name in SIZE_CATEGORIES:
+        if count < limit:
+            return name
+    return "n>1T"
+
+
+def card_metadata(
+    config: ExportConfig,
+    files: RunFiles,
+    splits: dict[str, int],
+    split_bytes: dict[str, int],
+    shards: dict[str, list[Path]],
+    schema: Any,
+    default_name: str,
+) -> dict[str, Any]:
+    """The YAML front matter this export would write on a blank card."""
+    from datasets import DatasetInfo, Features, SplitDict, SplitInfo
+
+    split_dict = SplitDict()
+    for split, count in splits.items():
+        split_dict.add(SplitInfo(name=split, num_bytes=split_bytes[split], num_examples=count))
+    download = sum(p.stat().st_size for paths in shards.values() for p in paths)
+    info = DatasetInfo(features=Features.from_arrow_schema(schema), splits=split_dict,
+                       download_size=download, dataset_size=sum(split_bytes.values()))
+    generated = files.manifest is not None or files.generated is not None
+    meta: dict[str, Any] = {
+        "pretty_name": config.pretty_name or default_name,
+        "license": config.license or inferred_license(files),
+        "language": config.language or ["en"],
+        "task_categories": ["text-generation"],
+        "size_categories": [size_category(sum(splits.values()))],
+        "tags": list(BASE_TAGS),
+    }
+    if generated:
+        meta["annotations_creators"] = ["machine-generated"]
+        meta["language_creators"] = ["machine-generated"]
+    meta["configs"] = [{
+        "config_name": "default",
+        "data_files": [{"split": split, "path": f"data/{split}-*"} for split in splits],
+    }]
+    meta["dataset_info"] = info._to_yaml_dict()
+    return meta
+
+
+def inferred_license(files: RunFiles) -> str:
+    """A licence only when the teacher's and the seeds' are both known and agree; else 'other'."""
+    teacher = teacher_name(files)
+    teacher_license = next((lic for key, lic, _ in TEACHER_TERMS if teacher and key in teacher.lower()), None)
+    seeds_license = seed_license(files)
+    if teacher_license and seeds_license and seeds_license.lower() == teacher_license:
+        return teacher_license
+    return "other"
+
+
+def merge_metadata(existing: Mapping[str, Any], ours: Mapping[str, Any],
+                   explicit: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Existing keys win except where the flag was given or the key describes the data."""
+    explicit = {k: v for k, v in (explicit or {}).items() if v}
+    merged: dict[str, Any] = dict(existing)
+    for key, value in ours.items():
+        if key not in existing or key in explicit or key in _DATA_KEYS:
+            merged[key] = value
+        elif key in _UNION_KEYS:
+            mine = existing[key] if isinstance(existing[key], list) else [existing[key]]
+            merged[key] = mine + [v for v in value if v not in mine]
+        elif key == "configs":
+            merged[key] = _merge_configs(existing[key], value)
+    if isinstance(existing.get("dataset_info"), list):
+        merged["dataset_info"] = _merge_named(existing["dataset_info"], {"config_name": "default", **ours["dataset_info"]})
+    return merged
+
+
+def _merge_configs(existing: Any, ours: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if not isinstance(existing, list):
+        return ours
+    names = {c.get("config_name") for c in ours}
+    return ours + [c for c in existing if not (isinstance(c, Mapping) and c.get("config_name", "default") in names)]
+
+
+def _merge_named(existing: list[Any], entry: dict[str, Any]) -> list[Any]:
+    kept = [e for e in existing if not (isinstance(e, Mapping) and e.get("config_name", "default") == "default")]
+    return [entry, *kept]
+
+
+def merge_text(existing: str, section: str, title: str) -> str:
+    """Our section replaces its previous copy between markers; the owner's prose stays."""
+    block = f"{BEGIN}\n{section.strip()}\n{END}\n"
+    if BEGIN in existing and END in existing:
+        start, end = existing.index(BEGIN), existing.index(END) + len(END)
+        return existing[:start] + block.rstrip("\n") + existing[end:]
+    if existing.strip():
+        return existing.rstrip() + "\n\n" + block
+    return "\n" + title + block
+
+
+def render_card(metadata: Mapping[str, Any], text: str) -> str:
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    data = DatasetCardData(**metadata)
+    return DatasetCard(f"---\n{data.to_yaml()}\n---\n{text}").content
+
+
+def validate_card(content: str, folder: Path, schema: Any) -> None:
+    """Parse the card back with the hub's and datasets' own tools; a problem is our bug, so say so."""
+    from datasets import DatasetInfo, Features
+    from datasets.utils.metadata import MetadataConfigs
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    try:
+        card = DatasetCard(content)
+        data = card.data.to_dict()
+        DatasetCardData(**data)
+        for size in data.get("size_categories") or []:
+            if size not in {name for _, name in SIZE_CATEGORIES} | {"n>1T", "other"}:
+                raise ValueError(f"size_categories: unknown value {size!r}")
+        configs = MetadataConfigs.from_dataset_card_data(card.data)
+        for name, settings in configs.items():
+            for entry in settings.get("data_files", []):
+                if not list(folder.glob(entry["path"])):
+                    raise ValueError(f"configs[{name}]: {entry['path']} matches no file")
+        info = data.get("dataset_info")
+        if isinstance(info, list):
+            info = next(i for i in info if i.get("config_name", "default") == "default")
+        features = DatasetInfo._from_yaml_dict(dict(info)).features
+        if features != Features.from_arrow_schema(schema):
+            raise ValueError("dataset_info.features do not match the shards' schema")
+    except (ValueError, KeyError, StopIteration, yaml.YAMLError) as err:
+        raise CurateError(f"the dataset card does not validate: {err}") from None
+
+
+# -- provenance lookups -------------------------------------------------------------------
+
+def _doc_value(doc: Any) -> Any:
+    return None if doc is None else doc.value
+
+
+def teacher_name(files: RunFiles) -> str | None:
+    value = first_value(_doc_value(files.manifest), ("teacher", "model", "model_name", "model_id"))
+    if isinstance(value, Mapping):
+        value = first_value(value, ("name", "model", "id", "path"))
+    return str(value) if value is not None else None
+
+
+def seed_license(files: RunFiles) -> str | None:
+    value = first_value(_doc_value(files.manifest), ("seeds_license", "seed_license", "license", "licence"))
+    return str(value) if isinstance(value, (str, int, float)) else None
+
+
+def _compact(value: Any, limit: int = 300, nested: bool = False) -> str:
+    if isinstance(value, Mapping):
+        text = ", ".join(f"{k}={_compact(v, 80, True)}" for k, v in value.items())
+        text = f"{{{text}}}" if nested else text
+    elif isinstance(value, list):
+        text = ", ".join(_compact(v, 80, True) for v in value)
+        text = f"[{text}]" if nested else text
+    else:
+        text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _cell(value: Any) -> str:
+    return _compact(value).replace("|", "\\|").replace("\n", " ")
+
+
+_GENERATION_FIELDS = (
+    ("teacher model", ("teacher", "model", "model_name", "model_id")),
+    ("engine", ("engine", "backend")),
+    ("seed file", ("seeds", "seed_file", "seed_path", "seeds_path")),
+    ("seed file sha256", ("seeds_sha256", "seed_sha256", "seeds_hash", "seed_hash", "sha256")),
+    ("generation preset", ("preset", "algorithm")),
+    ("parameters", ("sampling", "generation", "params", "parameters", "generation_params")),
+    ("totals", ("totals", "counts", "stats")),
+)
+_FILTER_FIELDS = (
+    ("filter preset", ("preset", "filter_preset", "presets")),
+    ("filters and thresholds", ("filters", "thresholds", "rules")),
+    ("dedup", ("dedup", "near_dup", "neardup", "minhash")),
+    ("decontamination sets", ("decontamination", "decontam", "eval_sets", "decontaminate")),
+    ("scoring", ("scoring", "score", "judge")),
+)
+
+
+def provenance_rows(doc_value: Any, fields: tuple[tuple[str, tuple[str, ...]], ...]) -> list[tuple[str, str]]:
+    rows = []
+    for label, names in fields:
+        value = first_value(doc_value, names)
+        if label == "teacher model" and isinstance(value, Mapping):
+            value = first_value(value, ("name", "model", "id", "path")) or value
+        if value is not None:
+            rows.append((label, _cell(value)))
+    return rows
+
+
+# -- the body -----------------------------------------------------------------------------
+
+def _fence(text: str, lang: str = "") -> str:
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{lang}\n{text.rstrip()}\n{fence}"
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _fmt(number: float) -> str:
+    return f"{number:,.0f}" if float(number).is_integer() else f"{number:,.2f}"
+
+
+def card_body(config: ExportConfig, files: RunFiles, scan: ScanResult, splits: dict[str, int],
+              funnel: Funnel | None, evidence: list[Path], out: Path, metadata: Mapping[str, Any]) -> str:
+    total = sum(splits.values())
+    teacher = teacher_name(files)
+    split_text = ", ".join(f"{n:,} {s}" for s, n in splits.items())
+    made = f"generated by `{teacher}` and " if teacher else ""
+    parts = [
+        f"{total:,} instruction-following conversations ({split_text}), {made}curated with "
+        "`curate` (generate → filter → dedup → export). Everything below is read "
+        "from the files the pipeline wrote; the originals are in `provenance/`.",
+        _usage_section(config, out, splits),
+        _columns_section(scan),
+        _provenance_section(files),
+        _funnel_section(funnel, files),
+        _stats_section(scan),
+        _examples_section(scan),
+        _licence_section(files, scan, metadata),
+        _limitations_section(files, funnel),
+    ]
+    if evidence:
+        parts.append("## Provenance files\n\n" + "\n".join(f"- [`provenance/{p.name}`](provenance/{p.name})"
+                                                          for p in evidence))
+    return "\n\n".join(p for p in parts if p)
+
+
+def _usage_section(config: ExportConfig, out: Path, splits: dict[str, int]) -> str:
+    name = config.repo_id or str(out)
+    code = (f'from datasets import load_dataset\n\nds = load_dataset("{name}")\n'
+            f'row = ds["{next(iter(splits))}"][0]\nrow["messages"]             # [{{"role": "user", ...}}, ...]\n'
+            'import json; json.loads(row["meta"])  # full provenance of the row')
+    return "## Load it\n\n" + _fence(code, "python") + (
+        "\n\n`curate import` reads this folder back into identical curate records.")
+
+
+def _columns_section(scan: ScanResult) -> str:
+    plan = scan.plan
+    rows = [["id", "string", _COLUMN_HELP["id"]], ["messages", "list of {role, content}", _COLUMN_HELP["messages"]]]
+    if plan.score_kinds:
+        kinds = ", ".join(f"{n}: {t}" for n, t in plan.score_types.items())
+        rows.append(["scores", f"struct ({kinds})", _COLUMN_HELP["scores"]])
+    for key, kind in plan.promoted.items():
+        rows.append([f"meta_{key}", kind, f"copy of `meta[\"{key}\"]`, typed for filtering (null where absent)"])
+    rows.append(["meta", "string (JSON)", _COLUMN_HELP["meta"]])
+    return ("## Columns\n\n" + _table(["column", "type", "what it holds"], rows) +
+            "\n\n`meta` differs between sources (seed tasks carry instance lists, generated rows token counts), "
+            "so it is stored whole as JSON; top-level meta fields holding one scalar type in every row are "
+            "also copied to typed `meta_*` columns.")
+
+
+def _provenance_section(files: RunFiles) -> str:
+    parts = ["## How the data was made"]
+    if files.manifest is None and files.filter_config is None and files.filter_report is None:
+        parts.append("No stage manifest (`manifest.json`) or filter config (`filter_config.yaml`) was found beside "
+                     "the exported file, so the pipeline settings are unknown here; each row's `meta` column says "
+                     "where it came from.")
+        return "\n\n".join(parts)
+    if files.manifest is not None:
+        rows = provenance_rows(files.manifest.value, _GENERATION_FIELDS)
+        parts.append(f"### Generation (from `{MANIFEST}`)\n\n" + (_table(["setting", "value"], rows) if rows else
+                     "The manifest names none of the usual settings; see the file below."))
+        parts.append(_details(MANIFEST, files.manifest.text, "json"))
+    else:
+        parts.append(f"### Generation\n\nNo `{MANIFEST}` was found: the generation settings are unknown.")
+    if files.filter_config is not None or files.filter_report is not None:
+        source = files.filter_config or files.filter_report
+        assert source is not None
+        rows = provenance_rows(source.value, _FILTER_FIELDS)
+        parts.append(f"### Filtering (from `{source.path.name}`)\n\n" + (_table(["setting", "value"], rows) if rows
+                     else "The config names none of the usual settings; see the file below."))
+        for doc, lang in ((files.filter_config, "yaml"), (files.filter_report, "json")):
+            if doc is not None:
+                parts.append(_details(doc.path.name, doc.text, lang))
+    else:
+        parts.append(f"### Filtering\n\nNo `{FILTER_CONFIG}` or `{FILTER_REPORT}` was found.")
+    return "\n\n".join(parts)
+
+
+def _details(name: str, text: str, lang: str, limit: int = 6000) -> str:
+    if len(text) > limit:
+        text = text[:limit] + f"\n... ({len(text) - limit:,} more characters in provenance/{name})"
+    return f"<details><summary><code>{name}</code> as written</summary>\n\n{_fence(text, lang)}\n\n</details>"
+
+
+def _funnel_section(funnel: Funnel | None, files: RunFiles) -> str:
+    if funnel is None:
+        return ""
+    rows: list[list[Any]] = []
+    rows.append([funnel.rows()[0][0], f"{funnel.start:,}", "", ""])
+    for step in funnel.steps:
+        reasons = ", ".join(f"{r} {n:,}" for r, n in list(step.reasons.items())[:6])
+        rows.append([step.stage, f"{step.remaining:,}", f"−{step.rejected:,}", reasons])
+    rows.append(["**kept**", f"**{funnel.kept:,}**", "", ""])
+    text = "## Funnel\n\n" + _table(["stage", "rows", "removed", "reasons"], rows)
+    notes = []
+    if funnel.source != "rejected.jsonl":
+        notes.append(f"Reject counts from `{funnel.source}` (no `rejected.jsonl` beside the data).")
+    if funnel.errors:
+        notes.append(f"{funnel.errors:,} generation requests failed and are listed in `errors.jsonl` "
+                     "(they never became rows).")
+    if funnel.unaccounted:
+        notes.append(f"**{funnel.unaccounted:,} rows of `generated.jsonl` are neither kept nor rejected**: "
+                     "the filter output and the generated file may come from different runs.")
+    if funnel.generated is None and files.manifest is None:
+        notes.append("The generated count is kept + rejected (no `generated.jsonl` was found).")
+    return text + ("\n\n" + "\n".join(f"- {n}" for n in notes) if notes else "")
+
+
+def _stats_section(scan: ScanResult) -> str:
+    stats = scan.stats
+    header = ["", "min", "p10", "median", "mean", "p90", "max"]
+    rows = []
+    for label, values in (("prompt words", stats.prompt_words), ("response words", stats.response_words),
+                          ("messages per row", stats.turns),
+                          *((f"score: {name}", vals) for name, vals in sorted(stats.scores.items()))):
+        summary = summarize(values)
+        if summary:
+            rows.append([label, *(_fmt(summary[k]) for k in ("min", "p10", "median", "mean", "p90", "max"))])
+    text = "## Statistics\n\n" + _table(header, rows)
+    scored = {name: len(v) for name, v in stats.scores.items()}
+    if scored:
+        text += "\n\nRows scored: " + ", ".join(f"{n} {c:,}/{stats.count:,}" for n, c in sorted(scored.items())) + "."
+    if stats.sources:
+        text += "\n\nSources (`meta.source`): " + ", ".join(f"{s} {c:,}" for s, c in stats.sources.most_common()) + "."
+    return text
+
+
+def _examples_section(scan: ScanResult, limit: int = 700) -> str:
+    if not scan.stats.examples:
+        return ""
+    blocks = []
+    for i, record in enumerate(scan.stats.examples, 1):
+        turns = []
+        for message in record["messages"]:
+            content = message["content"]
+            if len(content) > limit:
+                content = content[:limit] + f" … ({len(content) - limit:,} more characters)"
+            turns.append(f"**{message['role']}**\n\n{_fence(content, 'text')}")
+        scores = record.get("scores")
+        tail = f"\n\nscores: `{json.dumps(scores)}`" if scores else ""
+        blocks.append(f"<details><summary>Example {i} (<code>{record['id']}</code>)</summary>\n\n"
+                      + "\n\n".join(turns) + tail + "\n\n</details>")
+    return "## Examples\n\nThe first rows of the file, unedited:\n\n" + "\n\n".join(blocks)
+
+
+def _licence_section(files: RunFiles, scan: ScanResult, metadata: Mapping[str, Any]) -> str:
+    lines = [f"- This card declares `license: {metadata.get('license')}`."]
+    teacher = teacher_name(files)
+    if teacher:
+        note = next((text for key, _, text in TEACHER_TERMS if key in teacher.lower()), None)
+        lines.append(f"- Teacher model `{teacher}`: " + (note or "check the model's licence and terms of use; "
+                     "they may restrict how its outputs can be used."))
+    else:
+        lines.append("- Teacher model: not recorded (no manifest); if the rows are model outputs, that model's "
+                     "terms apply to them.")
+    seeds_license = seed_license(files)
+    seeds = first_value(_doc_value(files.manifest), ("seeds", "seed_file", "seed_path", "seeds_path"))
+    if seeds_license:
+        lines.append(f"- Seed data{f' `{_compact(seeds, 120)}`' if seeds else ''}: licence `{seeds_license}` "
+                     "(from the manifest).")
+    else:
+        lines.append("- Seed data: licence not recorded in the manifest; check the seed file's source.")
+    imported = [s for s in scan.stats.sources if s not in ("self-instruct", "generated", "alpaca-preset")]
+    if imported:
+        lines.append(f"- Rows imported from other datasets (`meta.source`: {', '.join(sorted(imported))}) keep "
+                     "their original licences.")
+    return "## Licence\n\n" + "\n".join(lines)
+
+
+def _limitations_section(files: RunFiles, funnel: Funnel | None) -> str:
+    teacher = teacher_name(files)
+    lines = [
+        f"- Responses are machine-generated{f' by `{teacher}`' if teacher else ''} and were not reviewed by "
+        "people: they can be wrong, biased or unsafe, and their quality is bounded by the teacher's.",
+        "- The filters are heuristics: they remove the failures they name (see the funnel), not every bad row.",
+    ]
+    decontam = list(find_values(_doc_value(files.filter_config), ("decontamination", "decontam", "eval_sets")))
+    if decontam:
+        lines.append(f"- Decontaminated only against: {_compact(decontam[0], 200)}; other benchmarks may overlap.")
+    else:
+        lines.append("- No decontamination against evaluation sets is recorded: check before evaluating on "
+                     "public benchmarks.")
+    if funnel and funnel.kept < 1000:
+        lines.append(f"- Small: {funnel.kept:,} rows. Enough for a demonstration or a LIMA-style experiment, "
+                     "not for broad instruction tuning.")
+    return "## Limitations\n\n" + "\n".join(lines)
