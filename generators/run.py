@@ -310,3 +310,40 @@ class _Progress:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def generate_with_engine(engine_name: str, teacher: str | None, seeds_path: str | Path, out: str | Path,
+                         config: GenerateConfig, engine_options: dict[str, Any], progress: bool = True) -> Summary:
+    """Check the seeds, build the engine, run; the one call behind ``curate generate``."""
+    from generators.engine import make_engine
+
+    load_seeds(seeds_path)  # a bad seed file fails before a model is loaded
+    engine = make_engine(engine_name, teacher, **{k: v for k, v in engine_options.items() if v is not None})
+    try:
+        return generate(config, seeds_path, out, engine, progress)
+    finally:
+        engine.close()
+
+
+def summary_lines(summary: Summary) -> list[str]:
+    """The end-of-run report printed by the command."""
+    t = summary.totals
+    lines = [
+        f"{t.instructions_accepted} instructions, {t.rows} rows in {summary.paths.out}"
+        + (f" ({summary.resumed_rows} from before)" if summary.resumed_rows else ""),
+        f"candidates {t.candidates}; rejected {sum(t.rejected.values())}"
+        + (f" ({', '.join(f'{k} {v}' for k, v in t.rejected.most_common())})" if t.rejected else ""),
+        f"requests {t.requests}, failed {t.failed_requests} (see {summary.paths.errors}); "
+        f"tokens in {t.tokens_in:,}, out {t.tokens_out:,}; {t.wall_time_s:.1f} s",
+    ]
+    spend = cost(t, summary.config)
+    if spend is not None:
+        lines.append(f"estimated cost: ${spend:.4f}")
+    if summary.status == "budget":
+        lines.append(f"stopped: --max-tokens-total {summary.config.max_tokens_total:,} reached; "
+                     "raise it and run the same command to continue")
+    elif summary.status == "stalled":
+        lines.append(f"stopped: {summary.config.stall_batches} batches in a row accepted nothing "
+                     "(see rejected_candidates.jsonl); a stronger --teacher usually helps")
+    lines.append(f"manifest: {summary.paths.manifest}")
+    return lines
