@@ -1,0 +1,403 @@
+"""`curate report`: one self-contained HTML page that shows what a run kept, dropped and why.
+
+    curate report runs/demo --out runs/demo/report.html
+
+Reads what the stages left in the run folder (see ``curate.runinfo``): curated.jsonl,
+rejected.jsonl (rows with ``reject: {stage, reason, detail}``, plus ``dup_of``/``cluster_id``
+for near-duplicates), generated.jsonl, errors.jsonl, manifest.json, filter_config.yaml,
+filter_report.json and compare/*/results.json with their curve images. The page has the
+funnel, the reject reasons with example rows, length and score histograms (kept vs
+rejected), near-duplicate clusters with their members, and the compare curves.
+
+Everything is inline (figures are base64 PNGs drawn with matplotlib's object API, CSS is
+in the page, there is no script), so the file can be mailed or opened offline.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import io
+import json
+import os
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from curate.jsonl import atomic_writer
+from curate.runinfo import (
+    CompareRun,
+    Funnel,
+    RecordStats,
+    RunFiles,
+    compute_funnel,
+    find_run_files,
+    iter_rows,
+    reject_info,
+    require_dir,
+    summarize,
+    text_of,
+)
+
+TEMPLATE = Path(__file__).with_name("report.html.jinja")
+EXAMPLES_PER_REASON = 3
+MAX_CLUSTERS = 12
+MAX_MEMBERS = 8
+PREVIEW = 280
+# One colour per role in every figure, so kept/rejected read the same everywhere.
+KEPT, REJECTED, NEUTRAL, ACCENT = "#2f7d5b", "#c4553d", "#6b7a8f", "#3a6fb0"
+STAGE_COLOURS = ("#c4553d", "#d98c2b", "#8a5fb0", "#3a6fb0", "#5a9e9e", "#9c6644")
+
+
+@dataclass
+class Figure:
+    key: str
+    title: str
+    caption: str
+    png: str  # base64
+    width: int | None = None  # CSS pixels; the PNG has twice as many, so text stays sharp
+
+    @property
+    def src(self) -> str:
+        return f"data:image/png;base64,{self.png}"
+
+
+@dataclass
+class Example:
+    id: str
+    prompt: str
+    response: str
+    detail: str
+
+
+@dataclass
+class ReasonBlock:
+    stage: str
+    reason: str
+    count: int
+    examples: list[Example]
+
+
+@dataclass
+class Cluster:
+    key: str
+    representative: Example | None
+    members: list[Example]
+    size: int
+
+
+@dataclass
+class ReportData:
+    run: Path
+    files: RunFiles
+    kept: RecordStats
+    rejected: RecordStats
+    funnel: Funnel | None
+    reasons: list[ReasonBlock]
+    clusters: list[Cluster]
+    cluster_count: int
+    errors: list[tuple[str, int, list[str]]]
+    figures: dict[str, Figure] = field(default_factory=dict)
+
+
+def _preview(text: str, limit: int = PREVIEW) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[:limit].rstrip() + " …"
+
+
+def _detail_text(detail: Any) -> str:
+    if detail is None:
+        return ""
+    if isinstance(detail, (Mapping, list)):
+        return _preview(json.dumps(detail, ensure_ascii=False), 200)
+    return _preview(str(detail), 200)
+
+
+def _example(row: Mapping[str, Any], detail: Any = None) -> Example:
+    return Example(str(row.get("id", "")), _preview(text_of(row, "user")), _preview(text_of(row, "assistant")),
+                   _detail_text(detail))
+
+
+def collect(run_dir: str | os.PathLike[str]) -> ReportData:
+    """Read the run folder once: counts, examples, clusters and the numbers for the figures."""
+    run = require_dir(run_dir)
+    files = find_run_files(run)
+    rejected = RecordStats(max_examples=0)
+    reject_counts: Counter = Counter()
+    examples: dict[tuple[str, str], list[Example]] = {}
+    clusters: dict[str, list[Example]] = {}
+    cluster_rep: dict[str, str] = {}
+    for row in iter_rows(files.rejected):
+        info = reject_info(row)
+        key = (str(info["stage"]), str(info["reason"]))
+        reject_counts[key] += 1
+        rejected.add(row)
+        shown = examples.setdefault(key, [])
+        if len(shown) < EXAMPLES_PER_REASON:
+            shown.append(_example(row, info.get("detail")))
+        group = info.get("dup_of") or info.get("cluster_id")
+        if group is not None:
+            group = str(group)
+            clusters.setdefault(group, []).append(_example(row, info.get("detail")))
+            if info.get("dup_of"):
+                cluster_rep[group] = str(info["dup_of"])
+    kept = RecordStats(max_examples=0)
+    wanted = set(cluster_rep.values())
+    representatives: dict[str, Example] = {}
+    for row in iter_rows(files.curated):
+        kept.add(row)
+        if row.get("id") in wanted:
+            representatives[str(row["id"])] = _example(row)
+    funnel = compute_funnel(files, kept=kept.count, reject_counts=reject_counts) if files.curated else None
+    reasons = [ReasonBlock(stage, reason, count, examples[(stage, reason)])
+               for (stage, reason), count in reject_counts.most_common()]
+    ranked = sorted(clusters.items(), key=lambda kv: -len(kv[1]))
+    shown_clusters = [
+        Cluster(key, representatives.get(cluster_rep.get(key, "")), members[:MAX_MEMBERS], len(members))
+        for key, members in ranked[:MAX_CLUSTERS]
+    ]
+    return ReportData(run, files, kept, rejected, funnel, reasons, shown_clusters, len(clusters),
+                      _collect_errors(files))
+
+
+def _collect_errors(files: RunFiles) -> list[tuple[str, int, list[str]]]:
+    """(reason, count, example messages) of generation failures in errors.jsonl."""
+    counts: Counter = Counter()
+    shown: dict[str, list[str]] = {}
+    for row in iter_rows(files.errors):
+        reason = next((str(row[k]) for k in ("reason", "error_type", "kind", "error", "message") if row.get(k)),
+                      "unknown")
+        reason = _preview(reason.splitlines()[0] if reason else "unknown", 80)
+        counts[reason] += 1
+        message = next((str(row[k]) for k in ("message", "error", "detail") if row.get(k)), "")
+        if len(shown.setdefault(reason, [])) < 2 and message:
+            shown[reason].append(_preview(message, 200))
+    return [(reason, count, shown.get(reason, [])) for reason, count in counts.most_common()]
+
+
+# -- figures ------------------------------------------------------------------------------
+
+def _new_figure(width: float, height: float) -> Any:
+    from matplotlib.figure import Figure as MplFigure
+
+    fig = MplFigure(figsize=(width, height), dpi=DPI, layout="constrained")
+    fig.patch.set_facecolor("white")
+    return fig
+
+
+def _style(ax: Any) -> None:
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.spines[["left", "bottom"]].set_color("#9aa5b1")
+    ax.tick_params(colors="#3d4852", labelsize=9)
+    ax.grid(axis="x", color="#e6e9ee", linewidth=0.8)
+    ax.set_axisbelow(True)
+
+
+DPI = 96  # CSS pixels per inch: figures are drawn at 2x this and shown at 1x
+
+
+def _encode(fig: Any) -> tuple[str, int]:
+    """(base64 PNG, width in CSS pixels) of a figure."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI * 2)
+    return base64.b64encode(buffer.getvalue()).decode("ascii"), round(fig.get_figwidth() * DPI)
+
+
+def funnel_figure(funnel: Funnel) -> tuple[str, int]:
+    rows = funnel.rows()
+    labels = [label for label, _ in rows][::-1]
+    values = [value for _, value in rows][::-1]
+    fig = _new_figure(7.5, 0.55 * len(rows) + 0.9)
+    ax = fig.add_subplot()
+    colours = [KEPT] + [NEUTRAL] * (len(rows) - 2) + [ACCENT]
+    bars = ax.barh(labels, values, color=colours, height=0.62)
+    top = max(values) or 1
+    for bar, value in zip(bars, values, strict=True):
+        share = f"{value / top:.0%}" if funnel.start else ""
+        ax.text(bar.get_width() + top * 0.01, bar.get_y() + bar.get_height() / 2, f"{value:,}  ({share})",
+                va="center", fontsize=9, color="#1f2933")
+    ax.set_xlim(0, top * 1.22)
+    ax.set_xlabel("rows remaining", fontsize=9, color="#3d4852")
+    _style(ax)
+    return _encode(fig)
+
+
+def reasons_figure(reasons: list[ReasonBlock]) -> tuple[str, int]:
+    shown = reasons[:15][::-1]
+    stages = list(dict.fromkeys(block.stage for block in reasons))
+    colour = {stage: STAGE_COLOURS[i % len(STAGE_COLOURS)] for i, stage in enumerate(stages)}
+    fig = _new_figure(7.5, 0.42 * len(shown) + 1.0)
+    ax = fig.add_subplot()
+    bars = ax.barh([f"{b.stage}: {b.reason}" for b in shown], [b.count for b in shown],
+                   color=[colour[b.stage] for b in shown], height=0.62)
+    top = max(b.count for b in shown)
+    for bar, block in zip(bars, shown, strict=True):
+        ax.text(bar.get_width() + top * 0.01, bar.get_y() + bar.get_height() / 2, f"{block.count:,}",
+                va="center", fontsize=9, color="#1f2933")
+    ax.set_xlim(0, top * 1.15)
+    ax.set_xlabel("rows rejected", fontsize=9, color="#3d4852")
+    _style(ax)
+    return _encode(fig)
+
+
+def _bins(values: Any) -> tuple[Any, float | None]:
+    """Histogram bins: one per integer for small integer ranges; the top 1% folded into the last bin."""
+    import numpy as np
+
+    low, high = float(values.min()), float(values.max())
+    clip = None
+    if values.size >= 50:
+        p99 = float(np.quantile(values, 0.99))
+        if high > 2 * p99 > low:
+            clip, high = p99, p99
+    integer = bool(np.all(np.mod(values, 1) == 0))
+    if integer and high - low <= 40:
+        return np.arange(low - 0.5, high + 1.5), clip
+    return np.linspace(low, high if high > low else low + 1, 31), clip
+
+
+def _histogram(ax: Any, kept: list[float], rejected: list[float], title: str) -> None:
+    import numpy as np
+    from matplotlib.ticker import MaxNLocator
+
+    values = np.asarray(kept + rejected, dtype=float)
+    if values.size == 0:
+        ax.set_visible(False)
+        return
+    bins, clip = _bins(values)
+
+    def folded(data: list[float]) -> Any:
+        array = np.asarray(data, dtype=float)
+        return np.minimum(array, clip) if clip is not None else array
+
+    if kept:
+        ax.hist(folded(kept), bins=bins, color=KEPT, alpha=0.8, edgecolor="white", linewidth=0.6,
+                label=f"kept ({len(kept):,})")
+    if rejected:
+        ax.hist(folded(rejected), bins=bins, color=REJECTED, alpha=0.55, edgecolor="white", linewidth=0.6,
+                label=f"rejected ({len(rejected):,})")
+    summary = summarize(kept)
+    if summary:
+        ax.axvline(min(summary["median"], clip or summary["median"]), color="#1f2933", linewidth=1, linestyle="--")
+        title += f" · kept median {summary['median']:.3g}"
+    if clip is not None:
+        title += f" (last bin: ≥ {clip:.3g})"
+    ax.set_title(title, fontsize=10, color="#1f2933", loc="left")
+    ax.legend(fontsize=8, framealpha=0.9, edgecolor="none", loc="best")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if bool(np.all(np.mod(values, 1) == 0)):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _style(ax)
+    ax.grid(axis="y", color="#e6e9ee", linewidth=0.8)
+
+
+def lengths_figure(kept: RecordStats, rejected: RecordStats) -> tuple[str, int]:
+    fig = _new_figure(9.5, 3.2)
+    left, right = fig.subplots(1, 2)
+    _histogram(left, kept.prompt_words, rejected.prompt_words, "prompt length (words)")
+    _histogram(right, kept.response_words, rejected.response_words, "response length (words)")
+    return _encode(fig)
+
+
+def scores_figure(kept: RecordStats, rejected: RecordStats) -> tuple[str, int] | None:
+    names = sorted(set(kept.scores) | set(rejected.scores))
+    if not names:
+        return None
+    columns = min(3, len(names))
+    rows = (len(names) + columns - 1) // columns
+    fig = _new_figure(3.4 * columns + 0.6, 3.0 * rows)
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax, name in zip(axes, names, strict=False):
+        _histogram(ax, kept.scores.get(name, []), rejected.scores.get(name, []), f"score: {name}")
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
+    return _encode(fig)
+
+
+def _png_width(path: Path) -> int | None:
+    """Display width of a PNG drawn elsewhere: its pixel width, at most the page's."""
+    header = path.read_bytes()[:24]
+    if header[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    return min(int.from_bytes(header[16:20], "big"), 1000)
+
+
+def make_figures(data: ReportData) -> dict[str, Figure]:
+    figures: dict[str, Figure] = {}
+    if data.funnel is not None:
+        figures["funnel"] = Figure("funnel", "Funnel", "Rows remaining after each stage, from the start to kept.",
+                                   *funnel_figure(data.funnel))
+    if data.reasons:
+        figures["reasons"] = Figure("reasons", "Reject reasons", "Rows rejected, by stage and reason (top 15).",
+                                    *reasons_figure(data.reasons))
+    if data.kept.count or data.rejected.count:
+        figures["lengths"] = Figure("lengths", "Lengths", "Words per prompt and per response; dashed: kept median.",
+                                    *lengths_figure(data.kept, data.rejected))
+    scores = scores_figure(data.kept, data.rejected)
+    if scores:
+        figures["scores"] = Figure("scores", "Scores", "Quality scores of kept and rejected rows.", *scores)
+    for i, run in enumerate(data.files.compare):
+        for j, image in enumerate(run.images):
+            key = f"compare-{i}-{j}"
+            figures[key] = Figure(key, f"{run.folder.name}: {image.stem}", f"{image.name} as curate compare drew it.",
+                                  base64.b64encode(image.read_bytes()).decode("ascii"), _png_width(image))
+    return figures
+
+
+# -- the page -----------------------------------------------------------------------------
+
+def _compare_table(run: CompareRun) -> tuple[list[str], list[list[str]]] | None:
+    """A list of flat result rows (or a dict of them) as a table; anything else stays raw JSON."""
+    results = run.results
+    if isinstance(results, Mapping):
+        for key in ("results", "arms", "runs", "rows"):
+            if isinstance(results.get(key), list):
+                results = results[key]
+                break
+    if not isinstance(results, list) or not results or not all(isinstance(r, Mapping) for r in results):
+        return None
+    header = [k for k in dict.fromkeys(k for r in results for k in r) if all(
+        not isinstance(r.get(k), (Mapping, list)) for r in results)]
+    if not header:
+        return None
+
+    def cell(value: Any) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else ("" if value is None else str(value))
+
+    return header, [[cell(r.get(k)) for k in header] for r in results[:60]]
+
+
+def render(data: ReportData) -> str:
+    import jinja2
+
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
+                             lstrip_blocks=True)
+    template = env.from_string(TEMPLATE.read_text(encoding="utf-8"))
+    kept_summary = {name: summarize(values) for name, values in (
+        ("prompt words", data.kept.prompt_words), ("response words", data.kept.response_words),
+        *((f"score: {n}", v) for n, v in sorted(data.kept.scores.items())))}
+    compare = [(run, _compare_table(run), json.dumps(run.results, indent=2, ensure_ascii=False)[:20000])
+               for run in data.files.compare]
+    rejected_total = sum(block.count for block in data.reasons)
+    funnel = data.funnel
+    start = funnel.start if funnel else data.kept.count + rejected_total
+    return template.render(
+        data=data, funnel=funnel, figures=data.figures, kept_summary=kept_summary, compare=compare,
+        rejected_total=rejected_total, start=start,
+        keep_rate=(data.kept.count / start) if start else None,
+        errors_total=sum(count for _, count, _ in data.errors),
+        evidence=data.files.evidence(), created=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    )
+
+
+def write_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
+    """Collect, draw and write the report atomically; returns its path."""
+    data = collect(run_dir)
+    data.figures = make_figures(data)
+    html = render(data)
+    out = Path(out)
+    with atomic_writer(out) as handle:
+        handle.write(html)
+    return out
