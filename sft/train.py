@@ -41,6 +41,7 @@ class TrainResult:
     interrupted: bool
     metrics: dict[str, Any]
     notices: list[str] = field(default_factory=list)
+    model: Any = None  # the trained PeftModel, for callers that go on using it (tests, notebooks)
 
 
 def split_eval(records: list[dict[str, Any]], fraction: float, seed: int) -> tuple[list, list]:
@@ -126,6 +127,7 @@ def train(
     merge: bool = False,
     say: Callable[[str], None] = print,
     show_progress: bool = True,
+    callbacks: list[Any] | None = None,
 ) -> TrainResult:
     """Run one SFT job end to end; see the module docstring."""
     import torch
@@ -218,6 +220,8 @@ def train(
     monitor = RunMonitor(lambda: trainer.real_tokens_seen, show_progress=show_progress)
     trainer.remove_callback(PrinterCallback)  # RunMonitor shows progress; raw log dicts go to metrics.json
     trainer.add_callback(monitor)
+    for callback in callbacks or []:
+        trainer.add_callback(callback)
 
     started = time.perf_counter()
     try:
@@ -255,7 +259,7 @@ def train(
         "packing_mode": plan.mode, "notices": notices, "versions": versions,
     }
     if not trainer.is_world_process_zero():
-        return TrainResult(out_dir, trainer.state.global_step, monitor.interrupted, metrics, notices)
+        return TrainResult(out_dir, trainer.state.global_step, monitor.interrupted, metrics, notices, trainer.model)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_writer(out_dir / "config.yaml") as handle:
@@ -280,4 +284,4 @@ def train(
 
         merged = merge_run(out_dir)
         say(f"merged bf16 model: {merged}")
-    return TrainResult(out_dir, trainer.state.global_step, False, metrics, notices)
+    return TrainResult(out_dir, trainer.state.global_step, False, metrics, notices, trainer.model)
