@@ -36,6 +36,7 @@ from curate.runinfo import (
     compute_funnel,
     find_values,
     first_value,
+    generation_rejects,
     summarize,
 )
 
@@ -290,6 +291,10 @@ _GENERATION_FIELDS = (
     ("seed file", ("seeds", "seed_file", "seed_path", "seeds_path")),
     ("seed file sha256", ("seeds_sha256", "seed_sha256", "seeds_hash", "seed_hash", "sha256")),
     ("generation preset", ("preset", "algorithm")),
+    ("target instructions", ("num_instructions",)),
+    ("novelty threshold (ROUGE-L)", ("novelty_threshold",)),
+    ("sampling: instructions", ("instructions",)),
+    ("sampling: instances", ("instances",)),
     ("parameters", ("sampling", "generation", "params", "parameters", "generation_params")),
     ("totals", ("totals", "counts", "stats")),
 )
@@ -427,6 +432,10 @@ def _funnel_section(funnel: Funnel | None, files: RunFiles) -> str:
     notes = []
     if funnel.source != "rejected.jsonl":
         notes.append(f"Reject counts from `{funnel.source}` (no `rejected.jsonl` beside the data).")
+    generation = generation_rejects(files)
+    if generation:
+        notes.append("Before rows were written, generation itself dropped candidates (from `manifest.json` "
+                     "totals): " + ", ".join(f"{r} {n:,}" for r, n in generation.items()) + ".")
     if funnel.errors:
         notes.append(f"{funnel.errors:,} generation requests failed and are listed in `errors.jsonl` "
                      "(they never became rows).")

@@ -34,6 +34,7 @@ from curate.runinfo import (
     RunFiles,
     compute_funnel,
     find_run_files,
+    generation_rejects,
     iter_rows,
     reject_info,
     require_dir,
@@ -388,7 +389,7 @@ def render(data: ReportData) -> str:
         rejected_total=rejected_total, start=start,
         keep_rate=(data.kept.count / start) if start else None,
         errors_total=sum(count for _, count, _ in data.errors),
-        evidence=data.files.evidence(), created=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        evidence=data.files.evidence(), generation=generation_rejects(data.files), created=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     )
 
 

@@ -286,6 +286,16 @@ def compute_funnel(files: RunFiles, kept: int | None = None, reject_counts: Coun
                   kept, steps, errors, unaccounted, source)
 
 
+def generation_rejects(files: RunFiles) -> dict[str, int]:
+    """Candidates the generator dropped before writing rows (manifest ``totals.rejected``)."""
+    totals = first_value(files.manifest.value if files.manifest else None, ("totals",))
+    rejected = totals.get("rejected") if isinstance(totals, Mapping) else None
+    if not isinstance(rejected, Mapping):
+        return {}
+    counts = {str(k): int(v) for k, v in rejected.items() if isinstance(v, int) and not isinstance(v, bool) and v}
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
 def _reject_counts_from_report(files: RunFiles) -> Counter:
     """Best effort: a ``{reason: count}`` map found in filter_report.json."""
     if files.filter_report is None:
