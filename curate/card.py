@@ -50,7 +50,7 @@ SIZE_CATEGORIES = [
 ]
 BASE_TAGS = ["synthetic", "curate", "sft", "instruction-tuning"]
 # Keys whose values are lists the user may have extended: we add ours, never drop theirs.
-_UNION_KEYS = ("tags", "task_categories", "language", "annotations_creators", "language_creators")
+_UNION_KEYS = ("tags", "task_categories", "annotations_creators", "language_creators")
 # Keys that describe the data itself and so follow the data.
 _DATA_KEYS = ("size_categories", "dataset_info")
 
@@ -237,10 +237,9 @@ def validate_card(content: str, folder: Path, schema: Any) -> None:
             if size not in {name for _, name in SIZE_CATEGORIES} | {"n>1T", "other"}:
                 raise ValueError(f"size_categories: unknown value {size!r}")
         configs = MetadataConfigs.from_dataset_card_data(card.data)
-        for name, settings in configs.items():
-            for entry in settings.get("data_files", []):
-                if not list(folder.glob(entry["path"])):
-                    raise ValueError(f"configs[{name}]: {entry['path']} matches no file")
+        for pattern in _patterns(configs["default"].get("data_files", [])):  # the owner's configs may be remote
+            if not list(folder.glob(pattern)):
+                raise ValueError(f"configs[default]: {pattern} matches no file")
         info = data.get("dataset_info")
         if isinstance(info, list):
             info = next(i for i in info if i.get("config_name", "default") == "default")
@@ -249,6 +248,17 @@ def validate_card(content: str, folder: Path, schema: Any) -> None:
             raise ValueError("dataset_info.features do not match the shards' schema")
     except (ValueError, KeyError, StopIteration, yaml.YAMLError) as err:
         raise CurateError(f"the dataset card does not validate: {err}") from None
+
+
+def _patterns(data_files: Any) -> list[str]:
+    """The path patterns of a ``data_files`` entry in any of the forms the hub accepts."""
+    if isinstance(data_files, (str, Mapping)):
+        data_files = [data_files]
+    patterns: list[str] = []
+    for entry in data_files:
+        path = entry.get("path") if isinstance(entry, Mapping) else entry
+        patterns += [path] if isinstance(path, str) else list(path or [])
+    return patterns
 
 
 # -- provenance lookups -------------------------------------------------------------------
