@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 _WHITESPACE = re.compile(r"\s+")
-_NUMBERED = re.compile(r"(?:^|\n)\s*(\d+)\s?[.)]\s+")
+_NUMBERED = re.compile(r"(?:^|\n)[ \t]*(\d+)\s?[.)](?:\s+|$)")
 
 
 def parse_instruction_list(text: str, first_number: int, max_number: int, completion: bool) -> list[str]:
@@ -25,21 +25,19 @@ def parse_instruction_list(text: str, first_number: int, max_number: int, comple
     before ``first_number`` are kept: the novelty filter rejects copies of the prompt.
     A chat reply with no numbered item at all is taken as one task.
     """
-    if completion:
-        text = f"{first_number}. " + text.lstrip()
     matches = list(_NUMBERED.finditer(text))
-    if not matches and text.strip():  # a chat reply with one bare task and no number
-        text = f"{first_number}. " + text.strip()
-        matches = list(_NUMBERED.finditer(text))
+    lead = text[: matches[0].start()] if matches else text
     items = []
+    # completion mode: the text before the first number is item `first_number` itself;
+    # chat mode: it is a preamble, unless the reply has no numbered item at all
+    if completion or not matches:
+        items.append(_WHITESPACE.sub(" ", lead).strip())
     for k, match in enumerate(matches):
         if int(match.group(1)) > max_number:
             break
         end = matches[k + 1].start() if k + 1 < len(matches) else len(text)
-        item = _WHITESPACE.sub(" ", text[match.end() : end]).strip()
-        if item:
-            items.append(item)
-    return items
+        items.append(_WHITESPACE.sub(" ", text[match.end() : end]).strip())
+    return [item for item in items if item]
 
 
 def capitalize_first(text: str) -> str:
