@@ -225,9 +225,9 @@ def funnel_figure(funnel: Funnel) -> tuple[str, int]:
     return _encode(fig)
 
 
-def reasons_figure(reasons: list[ReasonBlock]) -> tuple[str, int]:
+def reasons_figure(reasons: list[ReasonBlock], stage_order: list[str]) -> tuple[str, int]:
     shown = reasons[:15][::-1]
-    stages = list(dict.fromkeys(block.stage for block in reasons))
+    stages = list(dict.fromkeys([*stage_order, *(block.stage for block in reasons)]))
     colour = {stage: STAGE_COLOURS[i % len(STAGE_COLOURS)] for i, stage in enumerate(stages)}
     fig = _new_figure(7.5, 0.42 * len(shown) + 1.0)
     ax = fig.add_subplot()
@@ -327,12 +327,13 @@ def _png_width(path: Path) -> int | None:
 
 def make_figures(data: ReportData) -> dict[str, Figure]:
     figures: dict[str, Figure] = {}
+    stage_order = [step.stage for step in data.funnel.steps] if data.funnel else []
     if data.funnel is not None:
         figures["funnel"] = Figure("funnel", "Funnel", "Rows remaining after each stage, from the start to kept.",
                                    *funnel_figure(data.funnel))
     if data.reasons:
         figures["reasons"] = Figure("reasons", "Reject reasons", "Rows rejected, by stage and reason (top 15).",
-                                    *reasons_figure(data.reasons))
+                                    *reasons_figure(data.reasons, stage_order))
     if data.kept.count or data.rejected.count:
         figures["lengths"] = Figure("lengths", "Lengths", "Words per prompt and per response; dashed: kept median.",
                                     *lengths_figure(data.kept, data.rejected))

@@ -125,3 +125,13 @@ def test_merge_rules() -> None:
     assert merged["size_categories"] == ["n<1K"]
     assert [d["config_name"] for d in merged["dataset_info"]] == ["default", "other"]
     assert size_category(999) == "n<1K" and size_category(1000) == "1K<n<10K"
+
+
+def test_manifest_found_through_the_filter_reports_input(run_dir: Path, tmp_path: Path) -> None:
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    for name in ("generated.jsonl", "manifest.json", "errors.jsonl"):
+        (run_dir / name).rename(gen / name)
+    (run_dir / "filter_report.json").write_text(f'{{"input": "{gen / "generated.jsonl"}", "kept": 40}}')
+    text = _export(run_dir, tmp_path / "ds").text
+    assert "| teacher model | SmolLM2-135M-Instruct |" in text and "| generated | 64 |" in text
