@@ -130,6 +130,7 @@ def collect(run_dir: str | os.PathLike[str]) -> ReportData:
     examples: dict[tuple[str, str], list[Example]] = {}
     clusters: dict[str, list[Example]] = {}
     cluster_rep: dict[str, str] = {}
+    cluster_sizes: Counter = Counter()
     for row in iter_rows(files.rejected):
         info = reject_info(row)
         key = (str(info["stage"]), str(info["reason"]))
@@ -141,7 +142,10 @@ def collect(run_dir: str | os.PathLike[str]) -> ReportData:
         group = info.get("dup_of") or info.get("cluster_id")
         if group is not None:
             group = str(group)
-            clusters.setdefault(group, []).append(_example(row, info.get("detail")))
+            cluster_sizes[group] += 1
+            members = clusters.setdefault(group, [])
+            if len(members) < MAX_MEMBERS:  # a big run can drop tens of thousands: keep only what is shown
+                members.append(_example(row, info.get("detail")))
             if info.get("dup_of"):
                 cluster_rep[group] = str(info["dup_of"])
     kept = RecordStats(max_examples=0)
@@ -154,10 +158,9 @@ def collect(run_dir: str | os.PathLike[str]) -> ReportData:
     funnel = compute_funnel(files, kept=kept.count, reject_counts=reject_counts) if files.curated else None
     reasons = [ReasonBlock(stage, reason, count, examples[(stage, reason)])
                for (stage, reason), count in reject_counts.most_common()]
-    ranked = sorted(clusters.items(), key=lambda kv: -len(kv[1]))
     shown_clusters = [
-        Cluster(key, representatives.get(cluster_rep.get(key, "")), members[:MAX_MEMBERS], len(members))
-        for key, members in ranked[:MAX_CLUSTERS]
+        Cluster(key, representatives.get(cluster_rep.get(key, "")), clusters[key], size)
+        for key, size in cluster_sizes.most_common(MAX_CLUSTERS)
     ]
     return ReportData(run, files, kept, rejected, funnel, reasons, shown_clusters, len(clusters),
                       _collect_errors(files))
