@@ -1,0 +1,52 @@
+"""`curate filter`: quality filters, decontamination, exact + MinHash near-duplicate removal."""
+
+from __future__ import annotations
+
+import click
+
+from curate.dedup import ENGINES, KEEP_POLICIES, VERIFY_MODES
+from curate.filters import PRESETS
+
+
+@click.command("filter", short_help="Filter and deduplicate records; every dropped row explained.")
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
+              help="Kept rows; rejected.jsonl, filter_report.json and filter_config.yaml go beside it.")
+@click.option("--preset", type=click.Choice(list(PRESETS)), help="Quality filters  [default: sft]")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True),
+              help="YAML with preset / filters / thresholds / dedup settings; flags override it.")
+@click.option("--decontaminate", multiple=True, type=click.Path(dir_okay=False, exists=True),
+              help="Evaluation set(s): drop rows sharing a long n-gram with one of their prompts or answers.")
+@click.option("--decontam-ngram", type=int, help="Words per n-gram for --decontaminate  [default: 13]")
+@click.option("--against", multiple=True, type=click.Path(dir_okay=False, exists=True),
+              help="Earlier curated set(s): drop rows that duplicate them (they are never modified).")
+@click.option("--no-dedup", is_flag=True, default=None, help="Skip near-duplicate removal (exact dedup still runs).")
+@click.option("--threshold", type=float, help="Jaccard similarity of near-duplicates  [default: 0.7]")
+@click.option("--ngram", type=int, help="Shingle size in words  [default: 5]")
+@click.option("--num-perm", type=int, help="MinHash permutations  [default: 128]")
+@click.option("--bands", type=int, help="LSH bands (with --rows); default from --threshold")
+@click.option("--rows", type=int, help="Rows per LSH band (with --bands)")
+@click.option("--keep", type=click.Choice(KEEP_POLICIES), help="Which duplicate survives  [default: first]")
+@click.option("--score-key", help="scores field for --keep best-score  [default: first one found]")
+@click.option("--dedup-on", type=click.Choice(["prompt", "response", "both"]), help="[default: both]")
+@click.option("--multi-turn", type=click.Choice(["first-user", "all"]), help="Turns compared  [default: all]")
+@click.option("--verify", type=click.Choice(VERIFY_MODES), help="Check candidate pairs  [default: signature]")
+@click.option("--clustering", type=click.Choice(["greedy", "components"]), help="[default: greedy]")
+@click.option("--minhash-engine", "engine", type=click.Choice(ENGINES), help="[default: oph]")
+@click.option("--seed", type=int, help="Hash seed  [default: 1]")
+@click.option("--skip-invalid", is_flag=True, help="Quarantine malformed rows instead of stopping.")
+@click.option("--quarantine", type=click.Path(dir_okay=False), help="[default: OUT's name + .invalid.jsonl]")
+def command(source: str, out: str, config_path: str | None, skip_invalid: bool, quarantine: str | None,
+            **flags: object) -> None:
+    """Filter SOURCE (curate records JSONL) into OUT; see `curate filter --help` and README."""
+    from rich.console import Console
+
+    from curate.filter_pipeline import load_config, run_filter, summary_table
+
+    for name in ("decontaminate", "against"):
+        flags[name] = list(flags[name]) or None  # type: ignore[call-overload]
+    cfg = load_config(config_path, flags)
+    result = run_filter(source, out, cfg, skip_invalid, quarantine, progress=True)
+    Console(stderr=True).print(summary_table(result.report))
+    click.echo(f"kept {result.report['kept']} of {result.report['in']} rows -> {out}; "
+               f"rejected -> {result.paths['rejected']}; report -> {result.paths['report']}")

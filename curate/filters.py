@@ -1,0 +1,366 @@
+"""Quality filters: named Polars expressions over a frame of records; the name is the reject reason.
+
+A filter is ``Filter(name, doc, reject, detail)``: ``reject(t)`` is a boolean expression (true
+= drop the row) and ``detail(t)`` a string expression saying why, both built from the
+threshold table ``t``. Presets are ordered lists of filter names; the first filter that
+fires names the reason. Every threshold has a name, a default and a line of documentation
+(:data:`THRESHOLDS`), and a YAML config can override any of them::
+
+    preset: sft
+    filters: [empty_turn, refusal]     # optional: replaces the preset's list
+    thresholds: {max_response_words: 2000, language: en}
+
+The frame the expressions run on has one row per record (built by
+:mod:`curate.filter_pipeline`): ``prompt`` (user turns), ``response`` (assistant turns),
+``instruction`` and ``input`` (``meta.instruction``/``meta.input`` when the record came
+from Alpaca-style data, else the first user turn and ""), ``empty_turn``, ``finish_reason``,
+``tokens_out``, ``language`` (``meta.language``), plus the repetition features that
+:func:`add_features` computes.
+
+Run them with ``curate filter IN.jsonl --out curated.jsonl --preset sft``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from curate.errors import CurateError
+
+# name: (default, documentation). Written, resolved, into filter_config.yaml.
+THRESHOLDS: dict[str, tuple[Any, str]] = {
+    "min_prompt_words": (1, "prompt (user turns) with fewer words is `prompt_too_short`"),
+    "max_prompt_words": (4000, "prompt with more words is `prompt_too_long`"),
+    "min_response_words": (1, "response (assistant turns) with fewer words is `response_too_short`"),
+    "max_response_words": (2000, "response with more words is `response_too_long`"),
+    "max_response_tokens": (4096, "response tokens (meta.tokens_out, else characters / chars_per_token) "
+                                  "above this is `response_too_long_tokens`"),
+    "max_total_tokens": (8192, "prompt + response tokens (estimated) above this is `too_many_tokens`"),
+    "chars_per_token": (4.0, "characters per token when a record carries no token count"),
+    "refusal_prefix_chars": (120, "refusal phrases count only within this many leading characters of the response"),
+    "repetition_min_words": (20, "repetition filters look only at responses with at least this many words"),
+    "max_dup_line_fraction": (0.3, "Gopher: share of non-empty response lines that repeat an earlier line"),
+    "repetition_min_lines": (3, "dup-line filter needs at least this many non-empty lines"),
+    "max_top_2gram_fraction": (0.20, "Gopher: characters in the most frequent word 2-gram / all word characters"),
+    "max_top_3gram_fraction": (0.18, "Gopher: same for 3-grams"),
+    "max_top_4gram_fraction": (0.16, "Gopher: same for 4-grams"),
+    "max_non_text_fraction": (0.3, "share of response characters that are not letters, digits, "
+                                   "punctuation or whitespace (symbols, control, private use)"),
+    "non_text_min_chars": (20, "non-text filter needs at least this many response characters"),
+    "language": (None, "ISO code the data must be in (en, de, fr, es, it, pt, nl, ru, zh, ja, ko, ar); "
+                       "a record's meta.language overrides it; null: no language check"),
+    "language_min_words": (10, "language check needs at least this many response words"),
+    "min_stopword_fraction": (0.06, "latin-script languages: share of response words that are the "
+                                    "language's stopwords, below which the response is `wrong_language`"),
+    "min_script_fraction": (0.3, "other languages: share of letters in the language's script"),
+    "instruction_min_words": (4, "Self-Instruct: instructions need more than 3 words"),
+    "instruction_max_words": (150, "Self-Instruct: and at most 150"),
+    "blacklist": (["image", "images", "graph", "graphs", "picture", "pictures", "file", "files", "map", "maps",
+                   "draw", "plot", "go to"],
+                  "Self-Instruct: an instruction containing one of these (whole word, any case) is dropped"),
+}
+
+REFUSAL_PREFIXES = ("i cannot", "i can't", "i can not", "i'm sorry, but", "i am sorry, but", "i apologize, but",
+                    "i'm unable to", "i am unable to", "i won't be able", "i'm not able to", "i am not able to",
+                    "sorry, but i")
+BOILERPLATE = ("as an ai language model", "as a large language model", "as an ai assistant", "as an ai model",
+               "i am an ai language model", "i'm an ai language model", "as a language model",
+               "my knowledge cutoff", "i do not have personal opinions", "i don't have personal opinions")
+
+STOPWORDS = {
+    "en": "the of and to a in is that it for on was with as be by this are or not at from have an but they "
+          "you he she we his her their which will would there what all can has were been if one so do",
+    "de": "der die das und ist nicht ein eine zu den von mit sich des auf für im dem auch es an werden aus er "
+          "hat dass sie nach bei um am sind noch wie einem über einen so zum",
+    "fr": "le la les de des et est un une du en que qui dans pour pas au sur ce il elle ne se plus par sont "
+          "avec son sa ses mais ou nous vous leur cette",
+    "es": "el la los las de del y que en un una es por con para no se su al lo como más pero sus le ya o este "
+          "sí porque esta entre cuando muy sin sobre",
+    "it": "il lo la i gli le di e che in un una per non con del della è sono si da al nel alla ma come più "
+          "anche questo dei delle",
+    "pt": "o a os as de do da dos das e que em um uma para com não no na por se é mais ao como mas foi ele "
+          "ela seu sua ou",
+    "nl": "de het een en van in is dat op te zijn met voor niet die aan er maar om ook als dan bij nog wel "
+          "naar hij zij",
+}
+SCRIPTS = {"ru": r"\p{Cyrillic}", "uk": r"\p{Cyrillic}", "zh": r"\p{Han}", "ja": r"[\p{Hiragana}\p{Katakana}\p{Han}]",
+           "ko": r"\p{Hangul}", "ar": r"\p{Arabic}", "he": r"\p{Hebrew}", "el": r"\p{Greek}", "hi": r"\p{Devanagari}",
+           "th": r"\p{Thai}"}
+
+Thresholds = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Filter:
+    name: str
+    doc: str
+    reject: Callable[[Thresholds], pl.Expr]
+    detail: Callable[[Thresholds], pl.Expr]
+
+
+def _fmt(template: str, *values: pl.Expr) -> pl.Expr:
+    return pl.format(template, *values)
+
+
+def _words(col: str) -> pl.Expr:
+    return pl.col(col).str.count_matches(r"\S+")
+
+
+def _est_tokens(col: str, t: Thresholds) -> pl.Expr:
+    return (pl.col(col).str.len_chars() / t["chars_per_token"]).ceil().cast(pl.Int64)
+
+
+def _response_tokens(t: Thresholds) -> pl.Expr:
+    return pl.coalesce(pl.col("tokens_out"), _est_tokens("response", t))
+
+
+def _norm(col: str) -> pl.Expr:
+    return pl.col(col).str.to_lowercase().str.replace_all(r"[\W_]+", " ").str.strip_chars()
+
+
+def _any_phrase(expr: pl.Expr, phrases: tuple[str, ...] | list[str]) -> pl.Expr:
+    return expr.str.contains_any(list(phrases), ascii_case_insensitive=True)
+
+
+def _first_phrase(expr: pl.Expr, phrases: tuple[str, ...] | list[str]) -> pl.Expr:
+    return expr.str.to_lowercase().str.extract(f"({'|'.join(_escape(p) for p in phrases)})", 1)
+
+
+def _escape(text: str) -> str:
+    import re
+
+    return re.escape(text)
+
+
+def _blacklist_regex(t: Thresholds) -> str:
+    words = [_escape(w).replace(r"\ ", r"\s+") for w in t["blacklist"]]
+    return r"(?i)\b(" + "|".join(words) + r")\b"
+
+
+def _language_score(t: Thresholds) -> pl.Expr:
+    """Share of response words (latin languages) or letters (other scripts) that fit the asked language."""
+    lang = pl.coalesce(pl.col("language"), pl.lit(t["language"], pl.String)).str.to_lowercase()
+    words = pl.col("response").str.to_lowercase().str.extract_all(r"\w+")
+    n_words = words.list.len()
+    letters = pl.col("response").str.count_matches(r"\p{L}")
+    chain: Any = pl
+    for code, stop in STOPWORDS.items():
+        score = words.list.eval(pl.element().is_in(stop.split())).list.sum() / n_words
+        chain = chain.when(lang == code).then(score)
+    for code, script in SCRIPTS.items():
+        chain = chain.when(lang == code).then(pl.col("response").str.count_matches(script) / letters)
+    return chain.otherwise(None)
+
+
+def _language_min(t: Thresholds) -> pl.Expr:
+    lang = pl.coalesce(pl.col("language"), pl.lit(t["language"], pl.String)).str.to_lowercase()
+    return pl.when(lang.is_in(list(STOPWORDS))).then(pl.lit(t["min_stopword_fraction"])).otherwise(
+        pl.lit(t["min_script_fraction"]))
+
+
+def _wrong_language(t: Thresholds) -> pl.Expr:
+    asked = pl.coalesce(pl.col("language"), pl.lit(t["language"], pl.String))
+    return asked.is_not_null() & (_words("response") >= t["language_min_words"]) & (
+        _language_score(t).fill_nan(0.0) < _language_min(t))
+
+
+FILTERS: dict[str, Filter] = {}
+
+
+def _register(name: str, doc: str, reject: Callable[[Thresholds], pl.Expr],
+              detail: Callable[[Thresholds], pl.Expr]) -> None:
+    FILTERS[name] = Filter(name, doc, reject, detail)
+
+
+_register("empty_turn", "a message whose content is empty or only whitespace",
+          lambda t: pl.col("empty_turn"), lambda t: pl.lit("a turn is empty or whitespace"))
+_register("truncated", "the response was cut off (meta.finish_reason == 'length')",
+          lambda t: pl.col("finish_reason").fill_null("") == "length", lambda t: pl.lit("finish_reason=length"))
+_register("response_equals_prompt", "the response repeats the prompt (case, spacing, punctuation ignored)",
+          lambda t: (_norm("response") == _norm("prompt")) & (_norm("response") != ""),
+          lambda t: pl.lit("response equals prompt"))
+_register("boilerplate", "AI boilerplate anywhere in the response ('As an AI language model', ...)",
+          lambda t: _any_phrase(pl.col("response"), BOILERPLATE),
+          lambda t: _fmt("contains '{}'", _first_phrase(pl.col("response"), BOILERPLATE)))
+_register("refusal", "the response opens with a refusal ('I cannot', \"I'm sorry, but\", ...)",
+          lambda t: _any_phrase(pl.col("response").str.strip_chars_start().str.slice(0, t["refusal_prefix_chars"]),
+                                REFUSAL_PREFIXES),
+          lambda t: _fmt("starts with '{}'", _first_phrase(pl.col("response").str.strip_chars_start().str.slice(
+              0, t["refusal_prefix_chars"]), REFUSAL_PREFIXES)))
+_register("prompt_too_short", "fewer than min_prompt_words words in the user turns",
+          lambda t: _words("prompt") < t["min_prompt_words"],
+          lambda t: _fmt("{} prompt words < {}", _words("prompt"), pl.lit(t["min_prompt_words"])))
+_register("prompt_too_long", "more than max_prompt_words words in the user turns",
+          lambda t: _words("prompt") > t["max_prompt_words"],
+          lambda t: _fmt("{} prompt words > {}", _words("prompt"), pl.lit(t["max_prompt_words"])))
+_register("response_too_short", "fewer than min_response_words words in the assistant turns",
+          lambda t: _words("response") < t["min_response_words"],
+          lambda t: _fmt("{} response words < {}", _words("response"), pl.lit(t["min_response_words"])))
+_register("response_too_long", "more than max_response_words words in the assistant turns",
+          lambda t: _words("response") > t["max_response_words"],
+          lambda t: _fmt("{} response words > {}", _words("response"), pl.lit(t["max_response_words"])))
+_register("response_too_long_tokens", "more than max_response_tokens response tokens",
+          lambda t: _response_tokens(t) > t["max_response_tokens"],
+          lambda t: _fmt("{} response tokens > {}", _response_tokens(t), pl.lit(t["max_response_tokens"])))
+_register("too_many_tokens", "prompt + response tokens above max_total_tokens",
+          lambda t: (_est_tokens("prompt", t) + _response_tokens(t)) > t["max_total_tokens"],
+          lambda t: _fmt("{} tokens > {}", _est_tokens("prompt", t) + _response_tokens(t),
+                         pl.lit(t["max_total_tokens"])))
+_register("duplicate_lines", "Gopher: too many repeated lines in the response",
+          lambda t: (pl.col("lines") >= t["repetition_min_lines"]) & (_words("response") >= t["repetition_min_words"])
+          & (pl.col("dup_line_fraction") > t["max_dup_line_fraction"]),
+          lambda t: _fmt("duplicate line fraction {} > {}", pl.col("dup_line_fraction").round(3),
+                         pl.lit(t["max_dup_line_fraction"])))
+for _n in (2, 3, 4):
+    _register(f"repeated_{_n}gram", f"Gopher: the most frequent word {_n}-gram covers too much of the response",
+              lambda t, n=_n: (_words("response") >= t["repetition_min_words"])
+              & (pl.col(f"top_{n}gram_fraction") > t[f"max_top_{n}gram_fraction"]),
+              lambda t, n=_n: _fmt(f"top {n}-gram covers {{}} of characters > {{}}",
+                                   pl.col(f"top_{n}gram_fraction").round(3), pl.lit(t[f"max_top_{n}gram_fraction"])))
+_register("non_text", "too many characters that are not text (symbols, control, private use)",
+          lambda t: (pl.col("response").str.len_chars() >= t["non_text_min_chars"])
+          & (pl.col("non_text_fraction") > t["max_non_text_fraction"]),
+          lambda t: _fmt("non-text fraction {} > {}", pl.col("non_text_fraction").round(3),
+                         pl.lit(t["max_non_text_fraction"])))
+_register("wrong_language", "the response is not in the language asked for (thresholds.language or meta.language)",
+          _wrong_language,
+          lambda t: _fmt("not {} (score {} < {})", pl.coalesce(pl.col("language"), pl.lit(t["language"], pl.String)),
+                         _language_score(t).round(3), _language_min(t)))
+
+# Self-Instruct (yizhongw/self-instruct) instruction and instance rules
+_register("instruction_too_short", "Self-Instruct: instruction of 3 words or fewer",
+          lambda t: _words("instruction") < t["instruction_min_words"],
+          lambda t: _fmt("{} instruction words < {}", _words("instruction"), pl.lit(t["instruction_min_words"])))
+_register("instruction_too_long", "Self-Instruct: instruction longer than 150 words",
+          lambda t: _words("instruction") > t["instruction_max_words"],
+          lambda t: _fmt("{} instruction words > {}", _words("instruction"), pl.lit(t["instruction_max_words"])))
+_register("blacklisted_keyword", "Self-Instruct: instruction mentions something a text model cannot do",
+          lambda t: pl.col("instruction").str.contains(_blacklist_regex(t)),
+          lambda t: _fmt("mentions '{}'", pl.col("instruction").str.extract(_blacklist_regex(t), 1).str.to_lowercase()))
+_register("write_a_program", "Self-Instruct: instruction starts with 'Write a program'",
+          lambda t: pl.col("instruction").str.strip_chars_start().str.to_lowercase().str.starts_with("write a program"),
+          lambda t: pl.lit("starts with 'Write a program'"))
+_register("starts_with_punctuation", "Self-Instruct: instruction starts with punctuation",
+          lambda t: pl.col("instruction").str.strip_chars_start().str.contains(r"^\p{P}"),
+          lambda t: _fmt("starts with '{}'", pl.col("instruction").str.strip_chars_start().str.slice(0, 1)))
+_register("starts_with_non_ascii", "Self-Instruct: instruction starts with a non-ASCII character",
+          lambda t: pl.col("instruction").str.strip_chars_start().str.contains(r"^[^\x00-\x7F]"),
+          lambda t: _fmt("starts with '{}'", pl.col("instruction").str.strip_chars_start().str.slice(0, 1)))
+_register("empty_output", "Self-Instruct: the output is empty",
+          lambda t: pl.col("response").str.strip_chars() == "", lambda t: pl.lit("output is empty"))
+_register("input_equals_output", "Self-Instruct: the instance output equals its input",
+          lambda t: (pl.col("input").str.strip_chars() != "")
+          & (pl.col("input").str.strip_chars() == pl.col("response").str.strip_chars()),
+          lambda t: pl.lit("output equals input"))
+_register("ends_with_colon", "Self-Instruct: the instance input or output ends with ':'",
+          lambda t: pl.col("input").str.strip_chars_end().str.ends_with(":")
+          | pl.col("response").str.strip_chars_end().str.ends_with(":"),
+          lambda t: pl.lit("input or output ends with ':'"))
+
+PRESETS: dict[str, list[str]] = {
+    "sft": ["empty_turn", "truncated", "response_equals_prompt", "boilerplate", "refusal", "prompt_too_short",
+            "prompt_too_long", "response_too_short", "response_too_long", "response_too_long_tokens",
+            "too_many_tokens", "duplicate_lines", "repeated_2gram", "repeated_3gram", "repeated_4gram", "non_text",
+            "wrong_language"],
+    "self-instruct": ["empty_turn", "instruction_too_short", "instruction_too_long", "blacklisted_keyword",
+                      "write_a_program", "starts_with_punctuation", "starts_with_non_ascii", "empty_output",
+                      "input_equals_output", "ends_with_colon"],
+    "none": [],
+}
+DEFAULT_PRESET = "sft"
+FEATURE_FILTERS = {"duplicate_lines", "repeated_2gram", "repeated_3gram", "repeated_4gram", "non_text"}
+
+
+def resolve_thresholds(overrides: dict[str, Any] | None = None) -> Thresholds:
+    """Defaults updated by ``overrides``; an unknown name is an error naming it."""
+    values = {name: default for name, (default, _) in THRESHOLDS.items()}
+    for name, value in (overrides or {}).items():
+        if name not in values:
+            raise CurateError(f"unknown threshold '{name}' in config (known: {', '.join(sorted(values))})")
+        values[name] = value
+    return values
+
+
+def resolve_filters(preset: str, names: list[str] | None = None) -> list[str]:
+    """The preset's filter list, or ``names`` when the config gives one."""
+    if preset not in PRESETS:
+        raise CurateError(f"unknown preset '{preset}' (choose from {', '.join(PRESETS)})")
+    chosen = list(PRESETS[preset] if names is None else names)
+    unknown = [n for n in chosen if n not in FILTERS]
+    if unknown:
+        raise CurateError(f"unknown filter '{unknown[0]}' in config (known: {', '.join(sorted(FILTERS))})")
+    return chosen
+
+
+def add_features(frame: pl.DataFrame, t: Thresholds, names: list[str]) -> pl.DataFrame:
+    """Add the columns the repetition and non-text filters read (only when one of them is on)."""
+    if not FEATURE_FILTERS.intersection(names):
+        return frame
+    lines = pl.col("response").str.split("\n").list.eval(
+        pl.element().str.strip_chars().filter(pl.element() != ""))
+    frame = frame.with_columns(
+        lines.list.len().alias("lines"),
+        (1.0 - lines.list.n_unique() / lines.list.len()).fill_nan(0.0).fill_null(0.0).alias("dup_line_fraction"),
+        (pl.col("response").str.count_matches(r"[^\p{L}\p{N}\p{P}\s]") / pl.col("response").str.len_chars())
+        .fill_nan(0.0).fill_null(0.0).alias("non_text_fraction"),
+    )
+    return frame.join(top_ngram_fractions(frame, t["repetition_min_words"]), on="row", how="left").with_columns(
+        pl.col(f"top_{n}gram_fraction").fill_null(0.0) for n in (2, 3, 4))
+
+
+def top_ngram_fractions(frame: pl.DataFrame, min_words: int) -> pl.DataFrame:
+    """Gopher's top n-gram character fraction (n = 2, 3, 4) of each response with >= min_words words.
+
+    One explode + group-by over all words of the chunk, not a loop per row.
+    """
+    words = (
+        frame.lazy()
+        .filter(pl.col("response").str.count_matches(r"\S+") >= min_words)
+        .select("row", pl.col("response").str.to_lowercase().str.extract_all(r"\w+").alias("w"))
+        .explode("w")
+        .drop_nulls("w")
+        .with_columns(pl.col("w").str.len_chars().alias("len"))
+    )
+    total = words.group_by("row").agg(pl.col("len").sum().alias("chars"))
+    out = total
+    for n in (2, 3, 4):
+        grams = words.with_columns(
+            pl.concat_str([pl.col("w").shift(-k).over("row") for k in range(n)], separator=" ").alias("g"),
+            pl.sum_horizontal([pl.col("len").shift(-k).over("row") for k in range(n)]).alias("glen"),
+        ).drop_nulls("g")
+        top = (
+            grams.group_by("row", "g").agg(pl.len().alias("count"), pl.col("glen").first())
+            .filter(pl.col("count") > 1)
+            .group_by("row")
+            .agg((pl.col("count") * pl.col("glen")).max().alias(f"top{n}"))
+        )
+        out = out.join(top, on="row", how="left")
+    return out.select(
+        "row", *[(pl.col(f"top{n}").fill_null(0) / pl.col("chars")).alias(f"top_{n}gram_fraction") for n in (2, 3, 4)]
+    ).collect()
+
+
+def apply_filters(frame: pl.DataFrame, names: list[str], t: Thresholds) -> pl.DataFrame:
+    """Add ``reason`` (first filter that fires, else null) and ``detail`` to ``frame``."""
+    if not names:
+        return frame.with_columns(pl.lit(None, pl.String).alias("reason"), pl.lit(None, pl.String).alias("detail"))
+    frame = add_features(frame, t, names)
+    fired = [FILTERS[n].reject(t).fill_null(False) for n in names]
+    reason: Any = pl
+    detail: Any = pl
+    for name, cond in zip(names, fired, strict=True):
+        reason = reason.when(cond).then(pl.lit(name))
+        detail = detail.when(cond).then(FILTERS[name].detail(t).cast(pl.String))
+    return frame.with_columns(reason.otherwise(None).alias("reason"), detail.otherwise(None).alias("detail"))
+
+
+def describe() -> dict[str, Any]:
+    """Every filter and threshold with its documentation (for --list-filters and the resolved config)."""
+    return {
+        "presets": PRESETS,
+        "filters": {name: f.doc for name, f in FILTERS.items()},
+        "thresholds": {name: {"default": d, "doc": doc} for name, (d, doc) in THRESHOLDS.items()},
+    }
