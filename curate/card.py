@@ -391,8 +391,10 @@ def _columns_section(scan: ScanResult) -> str:
     rows.append(["meta", "string (JSON)", _COLUMN_HELP["meta"]])
     return ("## Columns\n\n" + _table(["column", "type", "what it holds"], rows) +
             "\n\n`meta` differs between sources (seed tasks carry instance lists, generated rows token counts), "
-            "so it is stored whole as JSON; top-level meta fields holding one scalar type in every row are "
-            "also copied to typed `meta_*` columns.")
+            "so it is stored whole as JSON (a plain string column, which every Parquet reader and every "
+            "`datasets` version loads; with `datasets` 5 or later, `ds.cast_column(\"meta\", datasets.Json())` "
+            "decodes it to dicts); top-level meta fields holding one scalar type in every row are also copied to "
+            "typed `meta_*` columns.")
 
 
 def _provenance_section(files: RunFiles) -> str:

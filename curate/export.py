@@ -261,7 +261,8 @@ class _ShardWriter:
         if self.fmt == "parquet":
             import pyarrow.parquet as pq
 
-            self._handle = pq.ParquetWriter(path, self.schema, compression="zstd")
+            # zstd level 3: a third smaller than pyarrow's default level 1 at the same speed (bench/results/export.md)
+            self._handle = pq.ParquetWriter(path, self.schema, compression="zstd", compression_level=3)
         else:
             self._handle = path.open("w", encoding="utf-8")
 
@@ -350,7 +351,9 @@ def export_records(source: str | os.PathLike[str], config: ExportConfig) -> Expo
                                 config.format)
             for split in splits
         }
-        for index, (_, record) in enumerate(iter_valid(source, validate_record)):
+        # ids were checked in the first pass; here each row only has to match it
+        second_pass = iter_valid(source, lambda value: validate_record(value, check_id=False))
+        for index, (_, record) in enumerate(second_pass):
             if index >= len(scan.ids) or record["id"] != scan.ids[index]:
                 raise CurateError(f"{source}: changed while it was being exported; run the export again")
             writers[split_of[index]].write(record_to_row(record, scan.plan))
