@@ -17,6 +17,20 @@ from curate.model import BUNDLED_NAME, load_bundled_hf
 from generators.engine import Completion, Request, Result, cut_at_stop
 
 
+class _StopOnStrings:
+    """Stops a row once its decoded continuation contains a stop string (transformers' own
+    ``stop_strings`` precomputes tables over the whole vocabulary and fails on some tokenizers)."""
+
+    def __init__(self, tokenizer, stops: list[str], prompt_len: int):
+        self.tokenizer, self.stops, self.prompt_len = tokenizer, stops, prompt_len
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_len :], skip_special_tokens=True)
+        return torch.tensor([any(s in t for s in self.stops) for t in texts], device=input_ids.device)
+
+
 class TransformersEngine:
     name = "transformers"
 
@@ -78,7 +92,7 @@ class TransformersEngine:
             if first.seed is not None:
                 torch.manual_seed(first.seed)
         if first.stop:
-            kwargs.update(stop_strings=first.stop, tokenizer=self._tokenizer)
+            kwargs["stopping_criteria"] = [_StopOnStrings(self._tokenizer, first.stop, encoded["input_ids"].shape[1])]
         with torch.inference_mode():
             output = self._model.generate(**encoded, **kwargs)
         prompt_len = encoded["input_ids"].shape[1]

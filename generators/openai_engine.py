@@ -87,6 +87,7 @@ class OpenAIEngine:
         self.retry_max_wait = retry_max_wait
         self.requests_per_minute = requests_per_minute
         self._pacer = _Pacer(requests_per_minute)
+        self.retries = 0  # attempts beyond the first, over the engine's life
         self.model = model or self._only_served_model()
 
     def _client(self):
@@ -130,6 +131,7 @@ class OpenAIEngine:
                                                        stop=stop_after_attempt(self.max_retries + 1), reraise=True):
                         with attempt:
                             attempts += 1
+                            self.retries += attempts > 1
                             await self._pacer.wait(lock)
                             response = await self._call(client, request, max_tokens)
                     return self._result(request, response, attempts)
