@@ -286,6 +286,8 @@ def _compact(value: Any, limit: int = 300, nested: bool = False) -> str:
     elif isinstance(value, list):
         text = ", ".join(_compact(v, 80, True) for v in value)
         text = f"[{text}]" if nested else text
+    elif isinstance(value, str) and nested:
+        text = json.dumps(value, ensure_ascii=False) if not value.isprintable() or not value.strip() else value
     else:
         text = str(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -310,16 +312,23 @@ _GENERATION_FIELDS = (
 )
 _FILTER_FIELDS = (
     ("filter preset", ("preset", "filter_preset", "presets")),
-    ("filters and thresholds", ("filters", "thresholds", "rules")),
-    ("dedup", ("dedup", "near_dup", "neardup", "minhash")),
-    ("decontamination sets", ("decontamination", "decontam", "eval_sets", "decontaminate")),
+    ("filters", ("filters", "rules")),
+    ("thresholds", ("thresholds",)),
+    ("exact dedup", ("exact_dedup",)),
+    ("near-duplicate dedup", ("dedup", "near_dedup", "near_dup", "neardup", "minhash")),
+    ("decontamination sets", ("decontaminate", "decontamination", "decontam", "eval_sets")),
+    ("decontamination n-gram", ("decontam_ngram",)),
+    ("deduplicated against", ("against",)),
     ("scoring", ("scoring", "score", "judge")),
 )
+_DECONTAM_KEYS = ("decontaminate", "decontamination", "decontam", "eval_sets")
 
 
 def provenance_rows(doc_value: Any, fields: tuple[tuple[str, tuple[str, ...]], ...]) -> list[tuple[str, str]]:
     rows = []
     for label, names in fields:
+        if label == "decontamination n-gram" and not any(row[0] == "decontamination sets" for row in rows):
+            continue  # an n-gram size without eval sets means nothing was checked
         value = first_value(doc_value, names)
         if label == "teacher model" and isinstance(value, Mapping):
             value = first_value(value, ("name", "model", "id", "path")) or value
@@ -425,7 +434,7 @@ def _provenance_section(files: RunFiles) -> str:
     return "\n\n".join(parts)
 
 
-def _details(name: str, text: str, lang: str, limit: int = 6000) -> str:
+def _details(name: str, text: str, lang: str, limit: int = 8000) -> str:
     if len(text) > limit:
         text = text[:limit] + f"\n... ({len(text) - limit:,} more characters in provenance/{name})"
     return f"<details><summary><code>{name}</code> as written</summary>\n\n{_fence(text, lang)}\n\n</details>"
@@ -527,7 +536,7 @@ def _limitations_section(files: RunFiles, funnel: Funnel | None) -> str:
         "people: they can be wrong, biased or unsafe, and their quality is bounded by the teacher's.",
         "- The filters are heuristics: they remove the failures they name (see the funnel), not every bad row.",
     ]
-    decontam = list(find_values(_doc_value(files.filter_config), ("decontamination", "decontam", "eval_sets")))
+    decontam = list(find_values(_doc_value(files.filter_config), _DECONTAM_KEYS))
     if decontam:
         lines.append(f"- Decontaminated only against: {_compact(decontam[0], 200)}; other benchmarks may overlap.")
     else:

@@ -97,14 +97,16 @@ def find_run_files(folder: str | os.PathLike[str], curated: str | os.PathLike[st
     folder = Path(folder)
     files = RunFiles(folder)
 
+    prefix = _filter_prefix(folder, Path(curated) if curated else None)
+
     def present(name: str) -> Path | None:
         path = folder / name
         return path if path.is_file() else None
 
-    files.curated = Path(curated) if curated else present(CURATED)
-    files.rejected = present(REJECTED)
-    files.filter_report = read_doc(folder / FILTER_REPORT, files.problems)
-    files.filter_config = read_doc(folder / FILTER_CONFIG, files.problems)
+    files.curated = Path(curated) if curated else present(f"{prefix}jsonl" if prefix else CURATED)
+    files.rejected = present(prefix + REJECTED)
+    files.filter_report = read_doc(folder / (prefix + FILTER_REPORT), files.problems)
+    files.filter_config = read_doc(folder / (prefix + FILTER_CONFIG), files.problems)
     files.generated = present(GENERATED)
     gen_folder = folder
     if files.generated is None:
@@ -120,6 +122,17 @@ def find_run_files(folder: str | os.PathLike[str], curated: str | os.PathLike[st
             files.extra_docs.append(doc)
     files.compare = _find_compare_runs(folder)
     return files
+
+
+def _filter_prefix(folder: Path, curated: Path | None) -> str:
+    """'' for curated.jsonl; 'name.' when filter wrote name.jsonl and name.rejected.jsonl etc. beside it."""
+    if curated is not None:
+        stem = curated.name.removesuffix(".gz").removesuffix(".jsonl").removesuffix(".json")
+        return "" if stem == "curated" else f"{stem}."
+    if (folder / CURATED).is_file() or (folder / FILTER_REPORT).is_file():
+        return ""
+    reports = sorted(folder.glob(f"*.{FILTER_REPORT}"))
+    return reports[0].name.removesuffix(FILTER_REPORT) if len(reports) == 1 else ""
 
 
 def _generated_pointer(files: RunFiles) -> Path | None:
@@ -273,7 +286,8 @@ def compute_funnel(files: RunFiles, kept: int | None = None, reject_counts: Coun
     generated = count_rows(files.generated)
     errors = count_rows(files.errors)
     start = kept + sum(reject_counts.values())
-    stages: dict[str, dict[str, int]] = {}
+    # stage order (and stages that dropped nothing) from the filter report when it lists them
+    stages: dict[str, dict[str, int]] = {name: {} for name in _reported_stages(files)}
     for (stage, reason), count in reject_counts.items():  # insertion order = order first seen
         stages.setdefault(stage, {})[reason] = count
     steps, remaining = [], start
@@ -284,6 +298,15 @@ def compute_funnel(files: RunFiles, kept: int | None = None, reject_counts: Coun
     unaccounted = None if generated is None else generated - start
     return Funnel(generated, generated if generated is not None and unaccounted == 0 else start,
                   kept, steps, errors, unaccounted, source)
+
+
+def _reported_stages(files: RunFiles) -> list[str]:
+    """Active stages in pipeline order, from filter_report.json's ``stages`` list."""
+    stages = files.filter_report.value.get("stages") if files.filter_report and isinstance(
+        files.filter_report.value, Mapping) else None
+    if not isinstance(stages, list):
+        return []
+    return [str(s["stage"]) for s in stages if isinstance(s, Mapping) and "stage" in s and s.get("active", True)]
 
 
 def generation_rejects(files: RunFiles) -> dict[str, int]:
