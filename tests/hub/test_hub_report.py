@@ -122,3 +122,39 @@ def test_report_renders_in_headless_chromium(run_dir: Path, tmp_path: Path) -> N
     assert header[:8] == b"\x89PNG\r\n\x1a\n"
     assert int.from_bytes(header[16:20], "big") == 1280 and int.from_bytes(header[20:24], "big") == height
     shutil.copyfile(report, artifacts / "report.html")
+
+
+@pytest.mark.slow
+def test_real_filter_output_exports_and_reports(tmp_path: Path) -> None:
+    """generate-shaped rows -> the real `curate filter` -> export -> load_dataset -> report."""
+    from datasets import load_dataset
+
+    from curate.export import read_export
+    from curate.jsonl import read_records
+
+    source = write_run(tmp_path / "gen")
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("generated.jsonl", "manifest.json", "errors.jsonl"):
+        (run / name).write_bytes((source / name).read_bytes())
+    runner = CliRunner()
+    result = runner.invoke(cli, ["filter", str(run / "generated.jsonl"), "--out", str(run / "curated.jsonl")])
+    assert result.exit_code == 0, result.output
+    kept = list(read_records(run / "curated.jsonl"))
+    rejected = (run / "rejected.jsonl").read_text().count("\n")
+    assert kept and rejected
+
+    result = runner.invoke(cli, ["export", str(run / "curated.jsonl"), "--out", str(tmp_path / "ds"),
+                                 "--split-eval", "0.1"])
+    assert result.exit_code == 0, result.output
+    ds = load_dataset(str(tmp_path / "ds"), cache_dir=str(tmp_path / "cache"))
+    assert sum(len(split) for split in ds.values()) == len(kept) and set(ds) == {"train", "test"}
+    assert sorted(read_export(tmp_path / "ds"), key=lambda r: r["id"]) == sorted(kept, key=lambda r: r["id"])
+    card = (tmp_path / "ds" / "README.md").read_text()
+    assert f"| generated | {len(kept) + rejected} |" in card and f"| **kept** | **{len(kept)}** |" in card
+    assert "| filter preset |" in card and "near_dedup" in card
+
+    data = collect(run)
+    assert data.funnel is not None and data.funnel.kept == len(kept)
+    assert sum(block.count for block in data.reasons) == rejected
+    assert data.clusters and all(c.representative is not None for c in data.clusters)
