@@ -123,7 +123,7 @@ def _example(row: Mapping[str, Any], detail: Any = None) -> Example:
 
 def collect(run_dir: str | os.PathLike[str]) -> ReportData:
     """Read the run folder once: counts, examples, clusters and the numbers for the figures."""
-    run = require_dir(run_dir)
+    run = require_dir(run_dir).resolve()
     files = find_run_files(run)
     rejected = RecordStats(max_examples=0)
     reject_counts: Counter = Counter()
