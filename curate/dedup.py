@@ -50,7 +50,7 @@ import polars as pl
 from curate.errors import CurateError
 
 KeepPolicy = Literal["first", "longest", "best-score"]
-ENGINES = ("oph", "rensa", "numpy", "polars")
+ENGINES = ("oph", "rensa", "numpy", "polars", "datasketch")
 KEEP_POLICIES = ("first", "longest", "best-score")
 VERIFY_MODES = ("none", "signature", "exact")
 
@@ -198,10 +198,29 @@ def normalized_words(text: pl.Expr) -> pl.Expr:
 
 
 def exact_keys(frame: pl.DataFrame, seed: int = 1) -> pl.Series:
-    """64-bit hash of the normalized text (case, whitespace and punctuation ignored)."""
+    """64-bit hash of the normalized text (case, whitespace and punctuation ignored), via Polars."""
     return frame.lazy().select(
         normalized_words(pl.col("text")).list.join(" ").hash(seed=seed).alias("exact_key")
     ).collect(engine="streaming")["exact_key"]
+
+
+def exact_keys_from_words(word_frame: pl.DataFrame, n_rows: int) -> np.ndarray:
+    """The same idea from already hashed words, with no second pass over the text.
+
+    Key = sum over positions of mix(word hash + position salt): order-sensitive, 64 bits,
+    one ``np.add.at``. Rows without words all share one key (0): empty texts are duplicates.
+    """
+    row = word_frame["row"].to_numpy().astype(np.int64)
+    h = word_frame["h"].to_numpy()
+    keys = np.zeros(n_rows, np.uint64)
+    if len(h) == 0:
+        return keys
+    starts = np.flatnonzero(np.r_[True, row[1:] != row[:-1]])
+    position = np.arange(len(h)) - np.repeat(starts, np.diff(np.r_[starts, len(h)]))
+    with np.errstate(over="ignore"):
+        mixed = _mix64(h + position.astype(np.uint64) * _POLY)
+    keys[row[starts]] = np.add.reduceat(mixed, starts)
+    return keys
 
 
 def words(cfg: DedupConfig, frame: pl.DataFrame) -> pl.DataFrame:
@@ -216,9 +235,36 @@ def words(cfg: DedupConfig, frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def shingles(cfg: DedupConfig, frame: pl.DataFrame) -> pl.DataFrame:
-    """``frame`` (row, text) -> (row, h): hashed word n-grams, plus character n-grams for short texts."""
-    word_frame = words(cfg, frame).sort("row", maintain_order=True)
+def datasketch_shingles(cfg: DedupConfig, frame: pl.DataFrame) -> pl.DataFrame:
+    """(row, h) with h = datasketch's sha1_hash32 of each word n-gram string, as the baseline builds them."""
+    import hashlib
+    import struct
+
+    n = cfg.ngram
+    grams = (
+        frame.lazy()
+        .select("row", normalized_words(pl.col("text")).alias("w"))
+        .select("row", pl.when(pl.col("w").list.len() >= n)
+                .then(pl.col("w").list.eval(pl.concat_str([pl.element().shift(-k) for k in range(n)],
+                                                          separator=" ").drop_nulls()))
+                .otherwise(pl.concat_list(pl.col("w").list.join(" "))).alias("g"))
+        .explode("g")
+        .collect()
+    )
+    unpack = struct.Struct("<I").unpack
+    h = np.fromiter((unpack(hashlib.sha1(g.encode()).digest()[:4])[0] for g in grams["g"].to_list()),
+                    np.uint64, grams.height)
+    return pl.DataFrame({"row": grams["row"], "h": h})
+
+
+def shingles(cfg: DedupConfig, frame: pl.DataFrame, word_frame: pl.DataFrame | None = None) -> pl.DataFrame:
+    """``frame`` (row, text) -> (row, h): hashed word n-grams, plus character n-grams for short texts.
+
+    ``word_frame`` is :func:`words` of the same frame when the caller already has it.
+    """
+    if cfg.engine == "datasketch":
+        return datasketch_shingles(cfg, frame)
+    word_frame = words(cfg, frame) if word_frame is None else word_frame  # explode keeps row order
     row = word_frame["row"].to_numpy().astype(np.int64)
     word_h = word_frame["h"].to_numpy()
     parts_h, parts_row = [], []
@@ -236,14 +282,13 @@ def shingles(cfg: DedupConfig, frame: pl.DataFrame) -> pl.DataFrame:
             .drop_nulls("c")
             .select("row", pl.col("c").hash(seed=cfg.seed + 1).alias("h"))
             .collect(engine="streaming")
-            .sort("row", maintain_order=True)
         )
         c_row = chars["row"].to_numpy().astype(np.int64)
         c_h, c_r = _ngram_hashes(chars["h"].to_numpy(), c_row, cfg.char_ngram, whole_if_short=True)
         parts_h.append(c_h ^ _CHAR_SALT)
         parts_row.append(c_r)
     out = pl.DataFrame({"row": np.concatenate(parts_row), "h": np.concatenate(parts_h)})
-    return out.sort("row", maintain_order=True)
+    return out.sort("row", maintain_order=True) if len(parts_h) > 1 else out
 
 
 def signatures(cfg: DedupConfig, shingle_frame: pl.DataFrame, n_rows: int) -> np.ndarray:
@@ -251,7 +296,7 @@ def signatures(cfg: DedupConfig, shingle_frame: pl.DataFrame, n_rows: int) -> np
     row = shingle_frame["row"].to_numpy().astype(np.int64)
     h = shingle_frame["h"].to_numpy()
     engine = {"oph": _signatures_oph, "rensa": _signatures_rensa, "numpy": _signatures_numpy,
-              "polars": _signatures_polars}[cfg.engine]
+              "polars": _signatures_polars, "datasketch": _signatures_datasketch}[cfg.engine]
     return engine(cfg, row, h, n_rows)
 
 
@@ -273,6 +318,28 @@ def _signatures_numpy(cfg: DedupConfig, row: np.ndarray, h: np.ndarray, n_rows: 
         for p in range(cfg.num_perm):
             values = ((h * a[p] + b[p]) >> np.uint64(32)).astype(np.uint32)
             sig[rows_present, p] = np.minimum.reduceat(values, starts)
+    return sig
+
+
+def _signatures_datasketch(cfg: DedupConfig, row: np.ndarray, h: np.ndarray, n_rows: int) -> np.ndarray:
+    """datasketch 2.0's MinHash (scheme affine32): MurmurHash3 fmix32 of the SHA-1 value, then
+    ``a * h + b`` mod 2**32 per permutation, with datasketch's own parameter draw."""
+    gen = np.random.RandomState(cfg.seed)
+    a = gen.randint(0, 1 << 31, cfg.num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, cfg.num_perm, dtype=np.uint32)
+    sig = np.full((n_rows, cfg.num_perm), 0xFFFFFFFF, np.uint32)
+    if len(h) == 0:
+        return sig
+    x = h.astype(np.uint32)
+    with np.errstate(over="ignore"):
+        x = x ^ (x >> np.uint32(16))
+        x = x * np.uint32(0x85EBCA6B)
+        x = x ^ (x >> np.uint32(13))
+        x = x * np.uint32(0xC2B2AE35)
+        x = x ^ (x >> np.uint32(16))
+        starts = np.flatnonzero(np.r_[True, row[1:] != row[:-1]])
+        for p in range(cfg.num_perm):
+            sig[row[starts], p] = np.minimum.reduceat(x * a[p] + b[p], starts)
     return sig
 
 
@@ -481,6 +548,86 @@ def greedy_clusters(cfg: DedupConfig, pairs: pl.DataFrame, nodes: pl.DataFrame) 
     return out.with_columns(pl.col("rep").rank("dense").cast(pl.Int64).alias("cluster") - 1)
 
 
+def greedy_buckets(cfg: DedupConfig, sig: np.ndarray, keys: np.ndarray, nodes: pl.DataFrame
+                   ) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Greedy clustering straight from the LSH buckets, in survival order (no pair list).
+
+    Each bucket remembers its best-ranked kept row. A row is compared (estimated Jaccard,
+    unless verify=none) with the kept rows of its buckets and goes when one matches; else it
+    is kept and becomes the remembered row of the buckets that have none. This is
+    datasketch's query-then-insert with verification, O(rows x bands) whatever the bucket
+    sizes, and only rows sharing a bucket with another row enter the loop.
+    """
+    ranked = nodes.sort(rank_expr(cfg.keep)).with_row_index("rank")
+    node_ids = ranked["node"].to_numpy()
+    n, bands = len(node_ids), keys.shape[1]
+    buckets = (
+        pl.DataFrame({
+            "rank": np.tile(np.arange(n, dtype=np.int64), bands),
+            "band": np.repeat(np.arange(bands, dtype=np.int32), n),
+            "key": keys[node_ids].T.reshape(-1),
+        })
+        .with_columns(pl.struct("band", "key").rank("dense").alias("bucket") - 1)
+        .filter(pl.len().over("bucket") > 1)
+        .sort("rank", "band")
+    )
+    stats: dict[str, Any] = {"rows_in_shared_buckets": int(buckets["rank"].n_unique())}
+    fixed = int(nodes["anchor"].sum())  # rows of --against rank first and are never dropped
+    rank_list = buckets["rank"].to_list()
+    bucket_list = buckets["bucket"].to_list()
+    n_buckets = (max(bucket_list) + 1) if bucket_list else 0
+    kept_first = [n] * n_buckets  # best-ranked kept row per bucket (n = none yet); plain lists: the
+    # loop touches a handful of values per row, where numpy's per-call overhead would dominate
+    verify = cfg.verify != "none"
+    need = int(np.ceil(cfg.threshold * sig.shape[1] - 1e-9))  # equal signature values for Jaccard >= t
+    ranked_sig = sig[node_ids] if verify else None
+    dropped_rank: list[int] = []
+    rep_rank: list[int] = []
+    compared = 0
+    i, total = 0, len(rank_list)
+    while i < total:
+        row = rank_list[i]
+        j = i
+        while j < total and rank_list[j] == row:
+            j += 1
+        mine = bucket_list[i:j]
+        i = j
+        if row >= fixed:
+            cands = sorted({kept_first[b] for b in mine})
+            if cands[0] < n:
+                match = -1
+                for cand in cands:
+                    if cand == n:
+                        break
+                    if not verify:
+                        match = cand
+                        break
+                    compared += 1
+                    if np.count_nonzero(ranked_sig[cand] == ranked_sig[row]) >= need:
+                        match = cand
+                        break
+                if match >= 0:
+                    dropped_rank.append(row)
+                    rep_rank.append(match)
+                    continue
+        for b in mine:
+            if kept_first[b] == n:
+                kept_first[b] = row
+    stats["candidate_pairs"] = compared
+    stats["verified_pairs"] = len(dropped_rank)
+    if not dropped_rank:
+        empty = pl.DataFrame(schema={"node": pl.Int64, "cluster": pl.Int64, "rep": pl.Int64})
+        return empty, stats
+    members = np.asarray(dropped_rank, np.int64)
+    reps = np.asarray(rep_rank, np.int64)
+    rep_ranks = np.unique(reps)
+    out = pl.DataFrame({
+        "node": np.concatenate([node_ids[members], node_ids[rep_ranks]]).astype(np.int64),
+        "rep": np.concatenate([node_ids[reps], node_ids[rep_ranks]]).astype(np.int64),
+    })
+    return out.with_columns(pl.col("rep").rank("dense").cast(pl.Int64).alias("cluster") - 1), stats
+
+
 def near_duplicates(
     cfg: DedupConfig,
     sig: np.ndarray,
@@ -495,6 +642,16 @@ def near_duplicates(
     """
     node_ids = nodes["node"].to_numpy()
     node_ids = node_ids[(sig[node_ids] != 0xFFFFFFFF).any(axis=1)]  # no shingle, no LSH
+    empty = pl.DataFrame(schema={"node": pl.Int64, "cluster": pl.Int64, "rep": pl.Int64, "similarity": pl.Float32})
+    if cfg.clustering == "greedy" and cfg.verify != "exact":
+        chosen, stats = greedy_buckets(cfg, sig, keys, nodes.filter(pl.col("node").is_in(node_ids)))
+        if chosen.height == 0:
+            stats["clusters"] = 0
+            return empty, stats
+        sim = estimated_jaccard(sig, chosen["node"].to_numpy(), chosen["rep"].to_numpy())
+        chosen = chosen.with_columns(pl.Series("similarity", sim)).select("node", "cluster", "rep", "similarity")
+        stats["clusters"] = int(chosen["cluster"].n_unique())
+        return chosen, stats
     pairs = candidate_pairs(cfg, keys[node_ids], node_ids)
     stats: dict[str, Any] = {"candidate_pairs": pairs.height}
     if pairs.height and cfg.verify != "none":
@@ -506,7 +663,6 @@ def near_duplicates(
             sim = pl.Series(estimated_jaccard(sig, pairs["a"].to_numpy(), pairs["b"].to_numpy()))
         pairs = pairs.with_columns(sim.alias("sim")).filter(pl.col("sim") >= cfg.threshold).drop("sim")
     stats["verified_pairs"] = pairs.height
-    empty = pl.DataFrame(schema={"node": pl.Int64, "cluster": pl.Int64, "rep": pl.Int64, "similarity": pl.Float32})
     if pairs.height == 0:
         stats["clusters"] = 0
         return empty, stats

@@ -238,20 +238,22 @@ class Timer:
 
 def _dedup_features(cfg: FilterConfig, frame: pl.DataFrame, state: DedupState, timer: Timer,
                     node_offset: int) -> pl.DataFrame:
-    """Exact keys for every row; MinHash signatures and band keys (rows already rejected get none)."""
-    alive = frame["reason"].is_null() if "reason" in frame.columns else pl.Series([True] * frame.height)
+    """Exact keys, MinHash signatures and band keys for the rows still alive (the others get none)."""
+    dedup = cfg.dedup or dd.DedupConfig()
+    alive = frame["reason"].is_null()
+    local = frame.select(pl.int_range(0, frame.height, dtype=pl.Int64).alias("row"), "text").filter(alive)
     with timer.stage("exact_dedup"):
-        keys = dd.exact_keys(frame.select("text"), seed=cfg.dedup.seed if cfg.dedup else 1)
-    frame = frame.with_columns(keys.alias("exact_key"))
+        word_frame = dd.words(dedup, local)
+        keys = dd.exact_keys_from_words(word_frame, frame.height)
+    frame = frame.with_columns(pl.Series("exact_key", keys))
     if cfg.dedup is None:
         return frame
     with timer.stage("near_dedup"):
-        local = frame.select(pl.int_range(0, frame.height, dtype=pl.Int64).alias("row"), "text").filter(alive)
-        shingles = dd.shingles(cfg.dedup, local)
-        sig = dd.signatures(cfg.dedup, shingles, frame.height)
+        shingles = dd.shingles(dedup, local, word_frame)
+        sig = dd.signatures(dedup, shingles, frame.height)
         state.signatures.append(sig)
-        state.keys.append(dd.band_keys(cfg.dedup, sig))
-        if cfg.dedup.verify == "exact":
+        state.keys.append(dd.band_keys(dedup, sig))
+        if dedup.verify == "exact":
             state.shingles.append(shingles.with_columns(pl.col("row") + node_offset))
     return frame
 

@@ -41,7 +41,8 @@ THRESHOLDS: dict[str, tuple[Any, str]] = {
     "max_total_tokens": (8192, "prompt + response tokens (estimated) above this is `too_many_tokens`"),
     "chars_per_token": (4.0, "characters per token when a record carries no token count"),
     "refusal_prefix_chars": (120, "refusal phrases count only within this many leading characters of the response"),
-    "repetition_min_words": (20, "repetition filters look only at responses with at least this many words"),
+    "repetition_min_words": (50, "repetition filters look only at responses with at least this many words "
+                                 "(Gopher applies its rules to documents of 50+ words)"),
     "max_dup_line_fraction": (0.3, "Gopher: share of non-empty response lines that repeat an earlier line"),
     "repetition_min_lines": (3, "dup-line filter needs at least this many non-empty lines"),
     "max_top_2gram_fraction": (0.20, "Gopher: characters in the most frequent word 2-gram / all word characters"),
