@@ -346,7 +346,8 @@ def make_figures(data: ReportData) -> dict[str, Figure]:
     for i, run in enumerate(data.files.compare):
         for j, image in enumerate(run.images):
             key = f"compare-{i}-{j}"
-            figures[key] = Figure(key, f"{run.folder.name}: {image.stem}", f"{image.name} as curate compare drew it.",
+            where = image.relative_to(data.run) if image.is_relative_to(data.run) else image
+            figures[key] = Figure(key, f"{run.folder.name}: {image.stem}", f"{where}, as the stage drew it.",
                                   base64.b64encode(image.read_bytes()).decode("ascii"), _png_width(image))
     return figures
 
@@ -361,6 +362,8 @@ def _compare_table(run: CompareRun) -> tuple[list[str], list[list[str]]] | None:
             if isinstance(results.get(key), list):
                 results = results[key]
                 break
+    if isinstance(results, Mapping) and results and all(not isinstance(v, (Mapping, list)) for v in results.values()):
+        results = [{"metric": k, "value": v} for k, v in results.items()]  # a flat metrics.json
     if not isinstance(results, list) or not results or not all(isinstance(r, Mapping) for r in results):
         return None
     header = [k for k in dict.fromkeys(k for r in results for k in r) if all(

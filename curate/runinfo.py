@@ -149,10 +149,15 @@ def _generated_pointer(files: RunFiles) -> Path | None:
     return None
 
 
+_CURVE_FILES = ("compare/**/results.json", "*/results.json", "results.json",  # curate compare
+                "*/metrics.json", "runs/*/metrics.json", "metrics.json")          # curate train
+
+
 def _find_compare_runs(folder: Path) -> list[CompareRun]:
+    """Folders holding a compare ``results.json`` or a training ``metrics.json``, with their PNG curves."""
     runs = []
     seen: set[Path] = set()
-    for results in sorted(folder.glob("compare/**/results.json")) + sorted(folder.glob("*/results.json")):
+    for results in (path for pattern in _CURVE_FILES for path in sorted(folder.glob(pattern))):
         parent = results.parent
         if parent in seen:
             continue

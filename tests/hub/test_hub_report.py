@@ -77,6 +77,17 @@ def test_report_without_optional_files(tmp_path: Path) -> None:
         write_report(tmp_path / "missing", tmp_path / "x.html")
 
 
+def test_training_metrics_and_curves_are_shown(run_dir: Path, tmp_path: Path) -> None:
+    train = run_dir / "runs" / "sft-demo"
+    train.mkdir(parents=True)
+    (train / "metrics.json").write_text('{"train_loss": 1.234, "eval_loss": 1.5, "steps": 20}')
+    (train / "loss_curve.png").write_bytes((run_dir / "compare" / "lima" / "curve.png").read_bytes())
+    html = write_report(run_dir, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert re.findall(r'<figure data-figure="(compare-[^"]+)"', html) == ["compare-0-0", "compare-1-0"]
+    assert "runs/sft-demo/loss_curve.png, as the stage drew it." in html
+    assert "<td>train_loss</td><td>1.234</td>" in html
+
+
 def _chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess:
     assert CHROMIUM is not None
     return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args],
