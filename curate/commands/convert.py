@@ -7,7 +7,7 @@ import click
 from curate.formats import FORMATS
 
 
-@click.command("convert", short_help="Export records to Alpaca, ShareGPT, Dolly, Self-Instruct, ... files.")
+@click.command("convert", short_help="Write records back out as Alpaca, ShareGPT, Dolly, ...")
 @click.argument("records", type=click.Path(dir_okay=False))
 @click.option("--to", "format_name", required=True, type=click.Choice(list(FORMATS)), help="Output format.")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),

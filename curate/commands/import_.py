@@ -7,7 +7,7 @@ import click
 from curate.formats import FORMATS
 
 
-@click.command("import", short_help="Import Alpaca, ShareGPT, Dolly, Self-Instruct, ... data as records.")
+@click.command("import", short_help="Read Alpaca, ShareGPT, Dolly, ... data in as records.")
 @click.argument("source", type=click.Path(dir_okay=False))
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Records JSONL to write.")
 @click.option("--format", "format_name", default="auto", show_default=True,
