@@ -42,7 +42,7 @@ class CommandFolder(click.Group):
         return importlib.import_module(module_name).command
 
 
-@click.group(cls=CommandFolder, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CommandFolder, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
 @click.version_option(__version__, prog_name="curate")
 def cli() -> None:
     """Build supervised fine-tuning datasets for LLMs and prove they work."""
