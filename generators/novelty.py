@@ -91,6 +91,8 @@ class NoveltyIndex:
         self._block_rows = np.zeros(0, dtype=np.int64)  # insertion index of each block row
         self._block_active = np.zeros(0, dtype=np.int64)  # rows with more than j tokens
         self._block_size = 0
+        self._tail: tuple[np.ndarray, np.ndarray] | None = None  # cached padded block of the unsorted rows
+        self._lengths_array = np.zeros(0, dtype=np.int64)
         for text in texts or []:
             self.add(text)
 
@@ -106,6 +108,7 @@ class NoveltyIndex:
         self.texts.append(text)
         self._rows.append(row)
         self._lengths.append(len(row))
+        self._tail = None
         if len(self._rows) - self._block_size > max(self._rebuild_every, self._block_size // 8):
             self._rebuild()
 
@@ -138,25 +141,46 @@ class NoveltyIndex:
             match[position // _WORD, token] |= np.uint64(1) << np.uint64(position % _WORD)
         if self._block_size:
             out[self._block_rows] = _bit_parallel_lcs(self._block, self._block_active, match, m)
-        tail = self._rows[self._block_size :]
-        if tail:
+        if len(self._rows) > self._block_size:
+            block, active = self._tail_block()
+            out[self._block_size :] = _bit_parallel_lcs(block, active, match, m)
+        return out, m
+
+    def _tail_block(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._tail is None:
+            tail = self._rows[self._block_size :]
             width = max(len(row) for row in tail)
             block = np.zeros((width, len(tail)), dtype=np.int32)
             for column, row in enumerate(tail):
                 block[: len(row), column] = row
-            active = np.full(width, len(tail), dtype=np.int64)  # padding id 0 is a no-op
-            out[self._block_size :] = _bit_parallel_lcs(block, active, match, m)
-        return out, m
+            self._tail = (block, np.full(width, len(tail), dtype=np.int64))  # padding id 0 is a no-op
+        return self._tail
+
+    def lengths(self) -> np.ndarray:
+        if len(self._lengths_array) != len(self._lengths):
+            self._lengths_array = np.asarray(self._lengths, dtype=np.int64)
+        return self._lengths_array
 
     def check(self, text: str, top_k: int = 10) -> NoveltyCheck:
         """ROUGE-L F-measures of ``text`` against the pool, as rouge-score computes them."""
         lcs, m = self.lcs(text)
-        scores = f_measures(lcs, m, np.asarray(self._lengths, dtype=np.int64))
+        scores = f_measures(lcs, m, self.lengths())
         if not len(scores):
             return NoveltyCheck(0.0, [], 0.0, scores)
-        top = np.argsort(-scores, kind="stable")[:top_k]
+        top = top_indices(scores, top_k)
         most_similar = [Similar(int(i), self.texts[i], float(scores[i])) for i in top]
         return NoveltyCheck(float(scores.max()), most_similar, float(np.mean(scores)), scores)
+
+
+def top_indices(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k highest scores, highest first, ties in pool order (argpartition, then a small sort)."""
+    if len(scores) > 4 * k:
+        kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+        candidates = np.flatnonzero(scores >= kth)
+    else:
+        candidates = np.arange(len(scores))
+    order = np.lexsort((candidates, -scores[candidates]))
+    return candidates[order][:k]
 
 
 def f_measures(lcs: np.ndarray, query_len: int, pool_lengths: np.ndarray) -> np.ndarray:
@@ -175,15 +199,21 @@ def _bit_parallel_lcs(block: np.ndarray, active: np.ndarray, match: np.ndarray, 
     """LCS of the query (bits of ``match``) with each column of ``block``; see the module docstring."""
     words, columns = match.shape[0], block.shape[1]
     state = np.full((words, columns), np.uint64(0xFFFFFFFFFFFFFFFF), dtype=np.uint64)
+    u_buf = np.empty(columns, dtype=np.uint64)
+    sum_buf = np.empty(columns, dtype=np.uint64)
+    match0 = match[0]
     for j in range(block.shape[0]):
         k = int(active[j])
         if k == 0:
             break
         tokens = block[j, :k]
-        if words == 1:
-            v = state[0, :k]
-            u = v & match[0, tokens]
-            state[0, :k] = (v + u) | (v ^ u)  # v - u == v ^ u because u is a subset of v
+        if words == 1:  # in place, no temporaries: u = v & M[t]; v = (v + u) | (v ^ u)
+            v, u, total = state[0, :k], u_buf[:k], sum_buf[:k]
+            np.take(match0, tokens, out=u)
+            np.bitwise_and(u, v, out=u)
+            np.add(v, u, out=total)
+            np.bitwise_xor(v, u, out=v)  # v - u == v ^ u because u is a subset of v
+            np.bitwise_or(v, total, out=v)
             continue
         carry = np.zeros(k, dtype=np.uint64)
         for w in range(words):  # multi-word addition with carry for queries over 64 tokens

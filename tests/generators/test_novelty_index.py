@@ -83,3 +83,10 @@ def test_reference_dp_agrees_with_bit_parallel():
 def test_empty_pool():
     check = NoveltyIndex().check("anything at all here")
     assert check.max_score == 0.0 and check.most_similar == [] and check.is_novel(0.7)
+
+
+def test_ties_keep_pool_order_in_most_similar():
+    pool = [f"filler sentence {i} about nothing in particular" for i in range(30)] + ["sort the list"] * 3
+    check = NoveltyIndex(pool).check("sort the list")
+    assert [s.index for s in check.most_similar[:3]] == [30, 31, 32]
+    assert [s.score for s in check.most_similar[:3]] == [1.0, 1.0, 1.0]
