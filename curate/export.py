@@ -301,11 +301,22 @@ class ScanResult:
     stats: RecordStats
 
 
-def scan_records(path: Path, examples: int = 3) -> ScanResult:
+def _tracked(rows: Iterator[Any], description: str, total: int | None, enabled: bool) -> Iterator[Any]:
+    """``rows`` with a progress bar on stderr when ``enabled`` (a terminal), else as they are."""
+    if not enabled:
+        yield from rows
+        return
+    from rich.console import Console
+    from rich.progress import track
+
+    yield from track(rows, description=description, total=total, transient=True, console=Console(stderr=True))
+
+
+def scan_records(path: Path, examples: int = 3, progress: bool = False) -> ScanResult:
     """First pass: validate every record and learn the column plan and the row sizes."""
     plan, ids, sizes = ColumnPlan(), [], []
     stats = RecordStats(max_examples=examples)
-    for line_no, record in iter_valid(path, validate_record):
+    for line_no, record in _tracked(iter_valid(path, validate_record), "export: checking", None, progress):
         _check_exportable(record, path, line_no)
         plan.observe(record)
         ids.append(record["id"])
@@ -326,7 +337,7 @@ def _check_exportable(record: Mapping[str, Any], path: Path, line_no: int) -> No
                              "messages hold role and content only; re-import the file with `curate import`")
 
 
-def export_records(source: str | os.PathLike[str], config: ExportConfig) -> ExportResult:
+def export_records(source: str | os.PathLike[str], config: ExportConfig, progress: bool = False) -> ExportResult:
     """Write the hub-ready folder for the records in ``source`` (see the module docstring)."""
     from curate.card import write_card
 
@@ -334,7 +345,7 @@ def export_records(source: str | os.PathLike[str], config: ExportConfig) -> Expo
     out = config.out
     if out.exists() and not out.is_dir():
         raise CurateError(f"{out}: exists and is not a folder")
-    scan = scan_records(source, config.examples)
+    scan = scan_records(source, config.examples, progress)
     eval_ids = choose_eval_ids(scan.ids, config.split_eval, config.seed)
     split_of = ["test" if i in eval_ids else "train" for i in scan.ids]
     split_sizes: dict[str, list[int]] = {}
@@ -344,6 +355,7 @@ def export_records(source: str | os.PathLike[str], config: ExportConfig) -> Expo
     schema = scan.plan.arrow_schema()
 
     out.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(out)
     staging = Path(tempfile.mkdtemp(prefix=".data-", dir=out))
     try:
         writers = {
@@ -353,7 +365,7 @@ def export_records(source: str | os.PathLike[str], config: ExportConfig) -> Expo
         }
         # ids were checked in the first pass; here each row only has to match it
         second_pass = iter_valid(source, lambda value: validate_record(value, check_id=False))
-        for index, (_, record) in enumerate(second_pass):
+        for index, (_, record) in enumerate(_tracked(second_pass, "export: writing", len(scan.ids), progress)):
             if index >= len(scan.ids) or record["id"] != scan.ids[index]:
                 raise CurateError(f"{source}: changed while it was being exported; run the export again")
             writers[split_of[index]].write(record_to_row(record, scan.plan))
@@ -369,6 +381,14 @@ def export_records(source: str | os.PathLike[str], config: ExportConfig) -> Expo
     split_bytes = {s: sum(split_sizes[s]) for s in splits}
     card = write_card(out, config, files, scan, splits, split_bytes, shards, schema, evidence)
     return ExportResult(out, splits, shards, card, list(scan.plan.promoted), evidence)
+
+
+def _remove_leftovers(out: Path) -> None:
+    """Staging folders a killed export left behind (they would otherwise be pushed with the rest)."""
+    for pattern in (".data-*", ".provenance-*", ".data-old-*", ".provenance-old-*"):
+        for path in out.glob(pattern):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
 
 
 def _swap_in(staging: Path, target: Path) -> None:

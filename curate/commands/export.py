@@ -25,12 +25,14 @@ def command(records: str, out: str, fmt: str, split_eval: float, seed: int, max_
     The stage files beside RECORDS (manifest.json, filter_config.yaml, filter_report.json)
     are copied to OUT/provenance/ and summarized in the card; an existing README.md is merged.
     """
+    import sys
+
     from curate.export import ExportConfig, export_records, parse_size
 
     config = ExportConfig(out=out, format=fmt, split_eval=split_eval, seed=seed,
                           max_shard_bytes=parse_size(max_shard_size), license=license_,
                           language=list(language) or None, pretty_name=pretty_name)
-    result = export_records(records, config)
+    result = export_records(records, config, progress=sys.stderr.isatty())
     shards = sum(len(paths) for paths in result.shards.values())
     splits = ", ".join(f"{split} {count}" for split, count in result.splits.items())
     click.echo(f"exported {splits} rows in {shards} {fmt} shard(s) to {result.out}; card: {result.card}")
