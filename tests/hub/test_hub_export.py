@@ -182,3 +182,33 @@ def test_reading_a_damaged_export_names_the_shard(run_dir: Path, tmp_path: Path)
     shard.write_text("\n".join(lines) + "\n")
     with pytest.raises(InputError, match=r"train-00000-of-00001.jsonl:3: field 'id'"):
         list(read_export(out))
+
+
+@pytest.mark.slow
+def test_kill_9_mid_export_leaves_the_previous_export_whole(run_dir: Path, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "ds"
+    export_records(run_dir / "curated.jsonl", ExportConfig(out=out))
+    before = {p.name: p.read_bytes() for p in (out / "data").iterdir()}
+    card = (out / "README.md").read_bytes()
+
+    big = tmp_path / "big.jsonl"
+    write_jsonl(big, (make_record([{"role": "user", "content": f"question {i} " * 20},
+                                   {"role": "assistant", "content": f"answer {i} " * 60}], {"n": i})
+                      for i in range(15_000)))
+    proc = subprocess.Popen([sys.executable, "-m", "curate", "export", str(big), "--out", str(out),
+                             "--max-shard-size", "1MB"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not any(p.glob("*.parquet") for p in out.glob(".data-*")):  # second pass under way
+        assert proc.poll() is None and time.monotonic() < deadline, "export finished before it could be killed"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert {p.name: p.read_bytes() for p in (out / "data").iterdir()} == before
+    assert (out / "README.md").read_bytes() == card
+    export_records(run_dir / "curated.jsonl", ExportConfig(out=out))  # the next run cleans up and succeeds
+    assert not list(out.glob(".data-*"))
