@@ -22,6 +22,7 @@ Run them with ``curate filter IN.jsonl --out curated.jsonl --preset sft``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +41,6 @@ THRESHOLDS: dict[str, tuple[Any, str]] = {
                                   "above this is `response_too_long_tokens`"),
     "max_total_tokens": (8192, "prompt + response tokens (estimated) above this is `too_many_tokens`"),
     "chars_per_token": (4.0, "characters per token when a record carries no token count"),
-    "refusal_prefix_chars": (120, "refusal phrases count only within this many leading characters of the response"),
     "repetition_min_words": (50, "repetition filters look only at responses with at least this many words "
                                  "(Gopher applies its rules to documents of 50+ words)"),
     "max_dup_line_fraction": (0.3, "Gopher: share of non-empty response lines that repeat an earlier line"),
@@ -102,6 +102,10 @@ class Filter:
     detail: Callable[[Thresholds], pl.Expr]
 
 
+def _escape(text: str) -> str:
+    return re.escape(text)
+
+
 def _fmt(template: str, *values: pl.Expr) -> pl.Expr:
     return pl.format(template, *values)
 
@@ -128,12 +132,6 @@ def _any_phrase(expr: pl.Expr, phrases: tuple[str, ...] | list[str]) -> pl.Expr:
 
 def _first_phrase(expr: pl.Expr, phrases: tuple[str, ...] | list[str]) -> pl.Expr:
     return expr.str.to_lowercase().str.extract(f"({'|'.join(_escape(p) for p in phrases)})", 1)
-
-
-def _escape(text: str) -> str:
-    import re
-
-    return re.escape(text)
 
 
 def _blacklist_regex(t: Thresholds) -> str:
@@ -186,11 +184,11 @@ _register("response_equals_prompt", "the response repeats the prompt (case, spac
 _register("boilerplate", "AI boilerplate anywhere in the response ('As an AI language model', ...)",
           lambda t: _any_phrase(pl.col("response"), BOILERPLATE),
           lambda t: _fmt("contains '{}'", _first_phrase(pl.col("response"), BOILERPLATE)))
+_REFUSAL = (r"(?i)^\W*(?:(?:unfortunately|sorry|apologies|well|no)\W+)?("
+            + "|".join(_escape(p).replace("'", "['\u2019]") for p in REFUSAL_PREFIXES) + ")")
 _register("refusal", "the response opens with a refusal ('I cannot', \"I'm sorry, but\", ...)",
-          lambda t: _any_phrase(pl.col("response").str.strip_chars_start().str.slice(0, t["refusal_prefix_chars"]),
-                                REFUSAL_PREFIXES),
-          lambda t: _fmt("starts with '{}'", _first_phrase(pl.col("response").str.strip_chars_start().str.slice(
-              0, t["refusal_prefix_chars"]), REFUSAL_PREFIXES)))
+          lambda t: pl.col("response").str.contains(_REFUSAL),
+          lambda t: _fmt("starts with '{}'", pl.col("response").str.extract(_REFUSAL, 1)))
 _register("prompt_too_short", "fewer than min_prompt_words words in the user turns",
           lambda t: _words("prompt") < t["min_prompt_words"],
           lambda t: _fmt("{} prompt words < {}", _words("prompt"), pl.lit(t["min_prompt_words"])))
