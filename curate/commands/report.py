@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 
-@click.command("report", short_help="Write a self-contained HTML report of a run (funnel, rejects, clusters, curves).")
+@click.command("report", short_help="Write a self-contained HTML report of a run.")
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--out", "-o", type=click.Path(dir_okay=False), help="HTML file to write [default: RUN_DIR/report.html].")
 def command(run_dir: str, out: str | None) -> None:
