@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 
-@click.command("push", short_help="Upload a dataset (shards, card, manifests) to the Hugging Face Hub.")
+@click.command("push", short_help="Export and upload a dataset to the Hugging Face Hub.")
 @click.argument("records", type=click.Path(dir_okay=False))
 @click.option("--repo-id", required=True, help="Dataset repository, ORG/NAME.")
 @click.option("--private", is_flag=True, help="Create the repository as private (an existing one keeps its setting).")
