@@ -85,10 +85,11 @@ def write_card(
     shards: dict[str, list[Path]],
     schema: Any,
     evidence: list[Path],
+    existing: tuple[dict[str, Any], str] | None = None,
 ) -> Path:
-    """Build, merge, validate and atomically write ``out/README.md``."""
+    """Build, merge (with ``existing``, else the card on disk), validate and atomically write ``out/README.md``."""
     path = out / "README.md"
-    existing_meta, existing_text = read_existing_card(path)
+    existing_meta, existing_text = existing if existing is not None else read_existing_card(path)
     funnel = compute_funnel(files, kept=sum(splits.values()))
     ours = card_metadata(config, files, splits, split_bytes, shards, schema, out.name)
     metadata = merge_metadata(existing_meta, ours, explicit={"license": config.license,

@@ -339,12 +339,13 @@ def _check_exportable(record: Mapping[str, Any], path: Path, line_no: int) -> No
 
 def export_records(source: str | os.PathLike[str], config: ExportConfig, progress: bool = False) -> ExportResult:
     """Write the hub-ready folder for the records in ``source`` (see the module docstring)."""
-    from curate.card import write_card
+    from curate.card import read_existing_card, write_card
 
     source = Path(source)
     out = config.out
     if out.exists() and not out.is_dir():
         raise CurateError(f"{out}: exists and is not a folder")
+    existing_card = read_existing_card(out / "README.md")  # a card we cannot merge stops us before any write
     scan = scan_records(source, config.examples, progress)
     eval_ids = choose_eval_ids(scan.ids, config.split_eval, config.seed)
     split_of = ["test" if i in eval_ids else "train" for i in scan.ids]
@@ -379,13 +380,13 @@ def export_records(source: str | os.PathLike[str], config: ExportConfig, progres
     evidence = _copy_evidence(files, out / "provenance")
     shards = {split: sorted((out / "data").glob(f"{split}-*.{config.format}")) for split in splits}
     split_bytes = {s: sum(split_sizes[s]) for s in splits}
-    card = write_card(out, config, files, scan, splits, split_bytes, shards, schema, evidence)
+    card = write_card(out, config, files, scan, splits, split_bytes, shards, schema, evidence, existing_card)
     return ExportResult(out, splits, shards, card, list(scan.plan.promoted), evidence)
 
 
 def _remove_leftovers(out: Path) -> None:
     """Staging folders a killed export left behind (they would otherwise be pushed with the rest)."""
-    for pattern in (".data-*", ".provenance-*", ".data-old-*", ".provenance-old-*"):
+    for pattern in (".data-*", ".provenance-*"):
         for path in out.glob(pattern):
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
@@ -407,6 +408,7 @@ def _copy_evidence(files: RunFiles, folder: Path) -> list[Path]:
     """Copy the stage manifests, configs and reports verbatim beside the data."""
     docs = files.evidence()
     if not docs:
+        shutil.rmtree(folder, ignore_errors=True)  # an earlier export's files would describe other data
         return []
     staging = Path(tempfile.mkdtemp(prefix=".provenance-", dir=folder.parent))
     try:

@@ -105,6 +105,7 @@ def test_unparsable_existing_card_stops_the_export(run_dir: Path, tmp_path: Path
     with pytest.raises(CurateError, match="never overwritten"):
         export_records(run_dir / "curated.jsonl", ExportConfig(out=out))
     assert (out / "README.md").read_text() == broken
+    assert sorted(p.name for p in out.iterdir()) == ["README.md"]  # stopped before writing anything
 
 
 def test_card_yaml_is_plain_yaml(run_dir: Path, tmp_path: Path) -> None:
