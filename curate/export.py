@@ -184,15 +184,17 @@ def record_to_row(record: Mapping[str, Any], plan: ColumnPlan) -> dict[str, Any]
 
 def row_to_record(row: Mapping[str, Any]) -> dict[str, Any]:
     """The record an exported row came from (promoted ``meta_*`` copies are ignored)."""
+    if not isinstance(row, Mapping):
+        raise RecordError("<row>", f"expected an object, got {type(row).__name__}")
     try:
         meta = json.loads(row["meta"])
     except (KeyError, TypeError, json.JSONDecodeError) as err:
         raise RecordError("meta", f"expected a JSON object string ({err})") from None
-    record: dict[str, Any] = {
-        "id": row.get("id"),
-        "messages": [{"role": m["role"], "content": m["content"]} for m in row.get("messages") or []],
-        "meta": meta,
-    }
+    try:
+        messages = [{"role": m["role"], "content": m["content"]} for m in row.get("messages") or []]
+    except (KeyError, TypeError):
+        raise RecordError("messages", "expected a list of {role, content}") from None
+    record: dict[str, Any] = {"id": row.get("id"), "messages": messages, "meta": meta}
     scores = row.get("scores")
     if scores is not None:
         record["scores"] = {name: value for name, value in scores.items() if value is not None}
