@@ -56,6 +56,8 @@ class FilterConfig:
     decontam_ngram: int = 13
     against: list[str] = field(default_factory=list)
     chunk_rows: int = 50_000
+    check_ids: bool = True
+    """Re-hash every record's messages to check its id (``--trust-ids`` skips it; the schema is still checked)."""
 
     def __post_init__(self) -> None:
         self.filters = ff.resolve_filters(self.preset, self.filters)
@@ -76,6 +78,7 @@ class FilterConfig:
             "decontam_ngram": self.decontam_ngram,
             "against": list(self.against),
             "chunk_rows": self.chunk_rows,
+            "check_ids": self.check_ids,
         }
 
 
@@ -92,7 +95,7 @@ def load_config(path: str | os.PathLike[str] | None, overrides: dict[str, Any]) 
         if not isinstance(raw, dict):
             raise CurateError(f"{path}: expected a mapping at the top level")
     known = {"preset", "filters", "thresholds", "dedup", "exact_dedup", "decontaminate", "decontam_ngram",
-             "against", "chunk_rows"}
+             "against", "chunk_rows", "check_ids"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise CurateError(f"{path}: unknown key '{unknown[0]}' (known: {', '.join(sorted(known))})")
@@ -200,7 +203,10 @@ def _chunks(path: str | os.PathLike[str], cfg: FilterConfig, columns: Columns,
     from curate.records import validate_record
 
     first_row = 0
-    for line_no, record in iter_valid(path, validate_record, quarantine):
+    def validate(value: Any) -> dict[str, Any]:
+        return validate_record(value, check_id=cfg.check_ids)
+
+    for line_no, record in iter_valid(path, validate, quarantine):
         columns.add(line_no, record)
         if len(columns) >= cfg.chunk_rows:
             yield columns.frame(first_row)
@@ -502,14 +508,21 @@ def _write_outputs(source: str | os.PathLike[str], paths: dict[str, Path], cfg: 
                    started: float, dedup_stats: dict[str, Any], eval_sets: list[Any]) -> dict[str, Any]:
     import yaml
 
-    rejected = rows.filter(pl.col("reason").is_not_null())
+    rejected = rows.filter(pl.col("reason").is_not_null()).sort("line")
     lines = rows["line"].to_numpy()
     valid = np.zeros(int(lines.max()) + 2, bool)
     valid[lines] = True
-    reject_of = {
-        int(r["line"]): r for r in rejected.select("line", "stage", "reason", "detail", "dup_of", "cluster_id",
-                                                   "eval_id").iter_rows(named=True)
-    }
+    base = ["stage", "reason", "detail"]
+    reject_json = (
+        pl.when(pl.col("stage").is_in(["exact_dedup", "near_dedup"]))
+        .then(pl.struct(*base, "dup_of", "cluster_id").struct.json_encode())
+        .when(pl.col("stage") == "decontaminate")
+        .then(pl.struct(*base, "eval_id").struct.json_encode())
+        .otherwise(pl.struct(*base).struct.json_encode())
+    )
+    reject_lines = rejected["line"].to_list() + [-1]
+    reject_texts = rejected.select(reject_json.alias("j"))["j"].to_list()
+    at = 0
     kept = 0
     with contextlib.ExitStack() as stack:
         curated = stack.enter_context(atomic_writer(paths["curated"]))
@@ -520,17 +533,18 @@ def _write_outputs(source: str | os.PathLike[str], paths: dict[str, Path], cfg: 
             for line_no, raw, value in _source_rows(source):
                 if line_no >= len(valid) or not valid[line_no]:
                     continue  # quarantined
-                info = reject_of.get(line_no)
-                if info is None:
+                if reject_lines[at] != line_no:
                     curated.write((raw if raw is not None else dumps(value)) + "\n")
                     kept += 1
                     continue
+                reject = reject_texts[at]
+                at += 1
+                if raw is not None and '"reject"' not in raw and raw.endswith("}"):
+                    # splice the reject object in: the row stays byte-identical, and no parse is needed
+                    rejected_out.write(f'{raw[:-1]},"reject":{reject}}}\n')
+                    continue
                 row = json.loads(raw) if raw is not None else value
-                reject = {"stage": info["stage"], "reason": info["reason"], "detail": info["detail"]}
-                for extra in ("dup_of", "cluster_id", "eval_id"):
-                    if info[extra] is not None:
-                        reject[extra] = info[extra]
-                row["reject"] = reject
+                row["reject"] = json.loads(reject)
                 rejected_out.write(dumps(row) + "\n")
         resolved = cfg.as_dict()
         if resolved["dedup"] is not None:

@@ -34,6 +34,8 @@ from curate.filters import PRESETS
 @click.option("--clustering", type=click.Choice(["greedy", "components"]), help="[default: greedy]")
 @click.option("--minhash-engine", "engine", type=click.Choice(ENGINES), help="[default: oph]")
 @click.option("--seed", type=int, help="Hash seed  [default: 1]")
+@click.option("--trust-ids", "check_ids", flag_value=False, default=None,
+              help="Do not re-hash messages to check ids (faster on big trusted files; schema still checked).")
 @click.option("--skip-invalid", is_flag=True, help="Quarantine malformed rows instead of stopping.")
 @click.option("--quarantine", type=click.Path(dir_okay=False), help="[default: OUT's name + .invalid.jsonl]")
 def command(source: str, out: str, config_path: str | None, skip_invalid: bool, quarantine: str | None,

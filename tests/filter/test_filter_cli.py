@@ -196,16 +196,15 @@ def test_interrupted_write_leaves_previous_outputs(tmp_path, data, monkeypatch):
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     import curate.filter_pipeline as fp
 
-    real = fp.dumps
-    calls = {"n": 0}
+    real = fp._source_rows
 
-    def dying(row):
-        calls["n"] += 1
-        if calls["n"] > 3:
-            raise KeyboardInterrupt
-        return real(row)
+    def dying(source):
+        for n, row in enumerate(real(source)):
+            if n == 5:
+                raise KeyboardInterrupt  # Ctrl-C halfway through writing the outputs
+            yield row
 
-    monkeypatch.setattr(fp, "dumps", dying)
+    monkeypatch.setattr(fp, "_source_rows", dying)
     result = run([path, "--out", out, "--threshold", "0.3"])
     assert isinstance(result.exception, KeyboardInterrupt) or result.exit_code != 0
     after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
