@@ -259,7 +259,8 @@ def _bins(values: Any) -> tuple[Any, float | None]:
     integer = bool(np.all(np.mod(values, 1) == 0))
     if integer and high - low <= 40:
         return np.arange(low - 0.5, high + 1.5), clip
-    return np.linspace(low, high if high > low else low + 1, 31), clip
+    count = int(min(30, max(8, 2 * np.sqrt(values.size))))  # few rows: wider bins, not a comb
+    return np.linspace(low, high if high > low else low + 1, count + 1), clip
 
 
 def _histogram(ax: Any, kept: list[float], rejected: list[float], title: str) -> None:

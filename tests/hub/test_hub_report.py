@@ -98,7 +98,9 @@ def _probe(page: Path, tmp_path: Path) -> tuple[dict, list[str]]:
     """(probe result, console messages) of a page loaded in headless Chromium."""
     probe = tmp_path / f"probe-{page.name}"
     probe.write_text(page.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8")
-    run = _chromium(["--enable-logging=stderr", "--v=0", "--dump-dom", probe.as_uri()], tmp_path / "profile")
+    # the same width as the screenshot, so the measured page height fits it
+    run = _chromium(["--window-size=1280,1000", "--enable-logging=stderr", "--v=0", "--dump-dom", probe.as_uri()],
+                    tmp_path / "profile")
     match = re.search(r'<pre id="curate-probe">(.*?)</pre>', run.stdout, re.S)
     assert match, f"page did not finish loading: {run.stderr[-2000:]}"
     console = [line for line in run.stderr.splitlines() if ":CONSOLE" in line]
