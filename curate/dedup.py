@@ -172,20 +172,27 @@ def _ngram_hashes(hashes: np.ndarray, row: np.ndarray, n: int, whole_if_short: b
     if total == 0:
         return np.empty(0, np.uint64), np.empty(0, np.int64)
     padded = np.concatenate([hashes, np.zeros(n, np.uint64)])
-    row_padded = np.concatenate([row, np.full(n, -1, row.dtype)])
     acc = padded[:total].copy()
     with np.errstate(over="ignore"):
-        for k in range(1, n):
-            same_row = row_padded[k : k + total] == row
-            acc = acc * _POLY + np.where(same_row, padded[k : k + total], np.uint64(0))
-    full = row_padded[n - 1 : n - 1 + total] == row
-    keep = full
+        for k in range(1, n):  # unmasked: windows crossing a row boundary are dropped below
+            acc *= _POLY
+            acc += padded[k : k + total]
+    ends = np.concatenate([row[n - 1 :], np.full(min(n - 1, total), -1, row.dtype)])
+    keep = ends == row
     if whole_if_short:
         starts = np.flatnonzero(np.r_[True, row[1:] != row[:-1]])
         lengths = np.diff(np.r_[starts, total])
-        short_starts = starts[lengths < n]
-        keep = full.copy()
-        keep[short_starts] = True
+        short = lengths < n
+        if short.any():
+            # a row shorter than n: one shingle of all its words (zero-padded to n positions)
+            short_starts, short_lengths = starts[short], lengths[short]
+            whole = np.zeros(len(short_starts), np.uint64)
+            with np.errstate(over="ignore"):
+                for k in range(n):
+                    take = k < short_lengths
+                    whole = whole * _POLY + np.where(take, padded[np.minimum(short_starts + k, total)], 0)
+            acc[short_starts] = whole
+            keep[short_starts] = True
     return _mix64(acc[keep]), row[keep]
 
 
