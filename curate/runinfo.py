@@ -284,7 +284,7 @@ def compute_funnel(files: RunFiles, kept: int | None = None, reject_counts: Coun
             info = reject_info(row)
             reject_counts[(str(info["stage"]), str(info["reason"]))] += 1
     source = "rejected.jsonl"
-    if not reject_counts:
+    if not reject_counts and files.rejected is None:  # an empty rejected.jsonl is an answer: nothing dropped
         reject_counts = _reject_counts_from_report(files)
         source = FILTER_REPORT if reject_counts else "curated.jsonl"
     reject_counts = reject_counts or Counter()
