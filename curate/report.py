@@ -257,7 +257,7 @@ def _bins(values: Any) -> tuple[Any, float | None]:
         if high > 2 * p99 > low:
             clip, high = p99, p99
     integer = bool(np.all(np.mod(values, 1) == 0))
-    if integer and high - low <= 40:
+    if integer and high - low <= 40 and values.size >= 2 * (high - low):  # enough rows to fill a bin per value
         return np.arange(low - 0.5, high + 1.5), clip
     count = int(min(30, max(8, 2 * np.sqrt(values.size))))  # few rows: wider bins, not a comb
     return np.linspace(low, high if high > low else low + 1, count + 1), clip
