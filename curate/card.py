@@ -403,8 +403,8 @@ def _columns_section(scan: ScanResult) -> str:
             "\n\n`meta` differs between sources (seed tasks carry instance lists, generated rows token counts), "
             "so it is stored whole as JSON (a plain string column, which every Parquet reader and every "
             "`datasets` version loads; with `datasets` 5 or later, `ds.cast_column(\"meta\", datasets.Json())` "
-            "decodes it to dicts); top-level meta fields holding one scalar type in every row are also copied to "
-            "typed `meta_*` columns.")
+            "decodes it to dicts); top-level meta fields holding one scalar type in every row (short strings, "
+            "numbers, booleans) are also copied to typed `meta_*` columns.")
 
 
 def _provenance_section(files: RunFiles) -> str:

@@ -21,8 +21,8 @@ The columns (one schema for every source, so the shards and the card agree):
 ``meta`` differs from source to source (Alpaca rows carry ``instruction``/``input``, seed
 tasks carry ``instances`` lists, generated rows carry token counts), and Parquet needs one
 type per column. So the full object travels as a JSON string, which round-trips exactly,
-and each top-level meta key whose values are scalars of one type in every row is also
-promoted to a typed ``meta_<key>`` column. Reading back (``read_export``, and ``curate
+and each top-level meta key whose values are scalars of one type in every row (strings of
+at most 200 characters: labels, not texts) is also promoted to a typed ``meta_<key>`` column. Reading back (``read_export``, and ``curate
 import FOLDER``) uses only ``id``, ``messages``, ``scores`` and ``meta``, so records come
 back identical. A score named in some rows is int64 when every value is an integer, else
 float64.
@@ -53,6 +53,7 @@ SCHEMA_TAG = "curate.export/1"
 FORMATS = ("parquet", "jsonl")
 SPLIT_ORDER = ("train", "validation", "test")
 MAX_PROMOTED = 64
+MAX_PROMOTED_CHARS = 200
 _SHARD_NAME = re.compile(r"^(?P<split>[A-Za-z0-9_]+)-(?P<index>\d{5})-of-(?P<total>\d{5})\.(?P<ext>parquet|jsonl)$")
 _PROMOTABLE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _ROWS_PER_WRITE = 1000  # also the Parquet row-group size: small enough for the hub's viewer
@@ -101,12 +102,15 @@ class ColumnPlan:
 
     score_kinds: dict[str, set[str]] = field(default_factory=dict)
     meta_kinds: dict[str, set[str]] = field(default_factory=dict)
+    longest: dict[str, int] = field(default_factory=dict)  # longest string per meta key
 
     def observe(self, record: Mapping[str, Any]) -> None:
         for name, value in (record.get("scores") or {}).items():
             self.score_kinds.setdefault(name, set()).add("int" if isinstance(value, int) else "float")
         for key, value in record["meta"].items():
             self.meta_kinds.setdefault(key, set()).add(_scalar_kind(value))
+            if isinstance(value, str) and len(value) > self.longest.get(key, 0):
+                self.longest[key] = len(value)
 
     @property
     def score_types(self) -> dict[str, str]:
@@ -126,8 +130,8 @@ class ColumnPlan:
                 out[key] = "int64"
             elif kinds <= {"int", "float"}:
                 out[key] = "float64"
-            elif kinds == {"str"}:
-                out[key] = "string"
+            elif kinds == {"str"} and self.longest.get(key, 0) <= MAX_PROMOTED_CHARS:
+                out[key] = "string"  # labels and ids, not texts: those are in messages and meta already
             if len(out) == MAX_PROMOTED:
                 break
         return out

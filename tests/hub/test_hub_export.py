@@ -129,6 +129,7 @@ def test_meta_promotion_rules() -> None:
     rows = [
         {"flag": True, "n": 1, "x": 1, "s": "a", "mixed": "a", "nested": {"a": 1}, "bad key": "v", "maybe": None},
         {"flag": False, "n": 2, "x": 2.5, "s": None, "mixed": 3, "nested": {"a": 2}, "bad key": "w", "maybe": 4},
+        {"text": "long " * 50},  # a text, not a label: stays in meta only
     ]
     for meta in rows:
         plan.observe(make_record([{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], meta))
