@@ -8,7 +8,7 @@ from curate.formats import FORMATS
 
 
 @click.command("import", short_help="Read Alpaca, ShareGPT, Dolly, ... data in as records.")
-@click.argument("source", type=click.Path(dir_okay=False))
+@click.argument("source", type=click.Path())
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Records JSONL to write.")
 @click.option("--format", "format_name", default="auto", show_default=True,
               type=click.Choice(["auto", *FORMATS]), help="Input format; auto detects it from the first row.")
@@ -17,7 +17,7 @@ from curate.formats import FORMATS
 @click.option("--quarantine", type=click.Path(dir_okay=False),
               help="Where --skip-invalid puts bad rows [default: OUT's name + .invalid.jsonl].")
 def command(source: str, out: str, format_name: str, skip_invalid: bool, quarantine: str | None) -> None:
-    """Import SOURCE (JSONL or JSON array, optionally .gz) into curate's record schema.
+    """Import SOURCE (JSONL or JSON array, optionally .gz, or a `curate export` folder) as records.
 
     Ids the source already has are kept in meta.source_id; unknown fields in meta.extra.
     """
