@@ -87,3 +87,11 @@ def test_append_log_cuts_a_torn_last_line(tmp_path):
         assert log.existing() == [{"n": 1}, {"n": 2}]
         log.write_many([{"n": 3}])
     assert [json.loads(x) for x in path.read_text().splitlines()] == [{"n": 1}, {"n": 2}, {"n": 3}]
+
+
+def test_atomic_output_gets_the_mode_a_plain_open_gives(tmp_path):
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    out = tmp_path / "out.jsonl"
+    write_jsonl(out, [{"n": 1}])
+    assert out.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
