@@ -111,7 +111,7 @@ def _fmt(template: str, *values: pl.Expr) -> pl.Expr:
 
 
 def _words(col: str) -> pl.Expr:
-    return pl.col(col).str.count_matches(r"\S+")
+    return pl.col(f"{col}_words")  # counted once per chunk by add_features
 
 
 def _est_tokens(col: str, t: Thresholds) -> pl.Expr:
@@ -179,7 +179,7 @@ _register("empty_turn", "a message whose content is empty or only whitespace",
 _register("truncated", "the response was cut off (meta.finish_reason == 'length')",
           lambda t: pl.col("finish_reason").fill_null("") == "length", lambda t: pl.lit("finish_reason=length"))
 _register("response_equals_prompt", "the response repeats the prompt (case, spacing, punctuation ignored)",
-          lambda t: (_norm("response") == _norm("prompt")) & (_norm("response") != ""),
+          lambda t: pl.col("same_as_prompt"),
           lambda t: pl.lit("response equals prompt"))
 _register("boilerplate", "AI boilerplate anywhere in the response ('As an AI language model', ...)",
           lambda t: _any_phrase(pl.col("response"), BOILERPLATE),
@@ -259,6 +259,12 @@ _register("ends_with_colon", "Self-Instruct: the instance input or output ends w
           | pl.col("response").str.strip_chars_end().str.ends_with(":"),
           lambda t: pl.lit("input or output ends with ':'"))
 
+# which word counts each filter reads (add_features counts only those)
+_SOURCES: dict[str, str] = {
+    "prompt_too_short": '_words("prompt")', "prompt_too_long": '_words("prompt")',
+    "instruction_too_short": '_words("instruction")', "instruction_too_long": '_words("instruction")',
+}
+
 PRESETS: dict[str, list[str]] = {
     "sft": ["empty_turn", "truncated", "response_equals_prompt", "boilerplate", "refusal", "prompt_too_short",
             "prompt_too_long", "response_too_short", "response_too_long", "response_too_long_tokens",
@@ -295,17 +301,29 @@ def resolve_filters(preset: str, names: list[str] | None = None) -> list[str]:
 
 
 def add_features(frame: pl.DataFrame, t: Thresholds, names: list[str]) -> pl.DataFrame:
-    """Add the columns the repetition and non-text filters read (only when one of them is on)."""
+    """Add the columns the filters read, each computed once per chunk and only when a filter needs it."""
+    wanted = {c for c in ("prompt", "response", "instruction") if any(
+        f"_words(\"{c}\")" in _SOURCES.get(n, "") for n in names)} | {"response"}
+    columns = [pl.col(c).str.count_matches(r"\S+").alias(f"{c}_words") for c in sorted(wanted)]
+    if FEATURE_FILTERS.intersection(names):
+        lines = pl.col("response").str.split("\n").list.eval(
+            pl.element().str.strip_chars().filter(pl.element() != ""))
+        columns += [
+            lines.list.len().alias("lines"),
+            (1.0 - lines.list.n_unique() / lines.list.len()).fill_nan(0.0).fill_null(0.0).alias("dup_line_fraction"),
+            (pl.col("response").str.count_matches(r"[^\p{L}\p{N}\p{P}\s]") / pl.col("response").str.len_chars())
+            .fill_nan(0.0).fill_null(0.0).alias("non_text_fraction"),
+        ]
+    frame = frame.with_columns(columns)
+    if "response_equals_prompt" in names:
+        # normalizing every long prompt is costly: compare only rows whose lengths are close
+        p_len = pl.col("prompt").str.len_bytes().cast(pl.Int64)
+        r_len = pl.col("response").str.len_bytes().cast(pl.Int64)
+        close = frame.filter((p_len - r_len).abs() <= p_len // 5 + 16).select(
+            "row", ((_norm("response") == _norm("prompt")) & (_norm("response") != "")).alias("same_as_prompt"))
+        frame = frame.join(close, on="row", how="left").with_columns(pl.col("same_as_prompt").fill_null(False))
     if not FEATURE_FILTERS.intersection(names):
         return frame
-    lines = pl.col("response").str.split("\n").list.eval(
-        pl.element().str.strip_chars().filter(pl.element() != ""))
-    frame = frame.with_columns(
-        lines.list.len().alias("lines"),
-        (1.0 - lines.list.n_unique() / lines.list.len()).fill_nan(0.0).fill_null(0.0).alias("dup_line_fraction"),
-        (pl.col("response").str.count_matches(r"[^\p{L}\p{N}\p{P}\s]") / pl.col("response").str.len_chars())
-        .fill_nan(0.0).fill_null(0.0).alias("non_text_fraction"),
-    )
     return frame.join(top_ngram_fractions(frame, t["repetition_min_words"]), on="row", how="left").with_columns(
         pl.col(f"top_{n}gram_fraction").fill_null(0.0) for n in (2, 3, 4))
 
@@ -326,10 +344,12 @@ def top_ngram_fractions(frame: pl.DataFrame, min_words: int) -> pl.DataFrame:
     total = words.group_by("row").agg(pl.col("len").sum().alias("chars"))
     out = total
     for n in (2, 3, 4):
+        # plain shifts over the flat word column; a window that crosses into the next row is dropped
         grams = words.with_columns(
-            pl.concat_str([pl.col("w").shift(-k).over("row") for k in range(n)], separator=" ").alias("g"),
-            pl.sum_horizontal([pl.col("len").shift(-k).over("row") for k in range(n)]).alias("glen"),
-        ).drop_nulls("g")
+            pl.concat_str([pl.col("w").shift(-k) for k in range(n)], separator=" ").alias("g"),
+            pl.sum_horizontal([pl.col("len").shift(-k) for k in range(n)]).alias("glen"),
+            (pl.col("row").shift(-(n - 1)) == pl.col("row")).alias("inside"),
+        ).filter(pl.col("inside"))
         top = (
             grams.group_by("row", "g").agg(pl.len().alias("count"), pl.col("glen").first())
             .filter(pl.col("count") > 1)
@@ -343,17 +363,28 @@ def top_ngram_fractions(frame: pl.DataFrame, min_words: int) -> pl.DataFrame:
 
 
 def apply_filters(frame: pl.DataFrame, names: list[str], t: Thresholds) -> pl.DataFrame:
-    """Add ``reason`` (first filter that fires, else null) and ``detail`` to ``frame``."""
+    """Add ``reason`` (first filter that fires, else null) and ``detail`` to ``frame``.
+
+    Details are computed for the rejected rows only, and the language filter is skipped when
+    neither the thresholds nor any record asks for a language.
+    """
     if not names:
         return frame.with_columns(pl.lit(None, pl.String).alias("reason"), pl.lit(None, pl.String).alias("detail"))
+    if "wrong_language" in names and t["language"] is None and frame["language"].null_count() == frame.height:
+        names = [n for n in names if n != "wrong_language"]
     frame = add_features(frame, t, names)
-    fired = [FILTERS[n].reject(t).fill_null(False) for n in names]
     reason: Any = pl
+    for name in names:
+        reason = reason.when(FILTERS[name].reject(t).fill_null(False)).then(pl.lit(name))
+    frame = frame.lazy().with_columns(reason.otherwise(None).alias("reason")).collect()
+    rejected = frame.filter(pl.col("reason").is_not_null())
+    if rejected.height == 0:
+        return frame.with_columns(pl.lit(None, pl.String).alias("detail"))
     detail: Any = pl
-    for name, cond in zip(names, fired, strict=True):
-        reason = reason.when(cond).then(pl.lit(name))
-        detail = detail.when(cond).then(FILTERS[name].detail(t).cast(pl.String))
-    return frame.with_columns(reason.otherwise(None).alias("reason"), detail.otherwise(None).alias("detail"))
+    for name in names:
+        detail = detail.when(pl.col("reason") == name).then(FILTERS[name].detail(t).cast(pl.String))
+    details = rejected.lazy().select("row", detail.otherwise(None).alias("detail")).collect()
+    return frame.join(details, on="row", how="left")
 
 
 def describe() -> dict[str, Any]:
