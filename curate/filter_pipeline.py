@@ -381,6 +381,7 @@ def run_filter(
         with timer.stage("decontaminate_load"):
             eval_sets = [load_eval_set(p, cfg.decontam_ngram) for p in cfg.decontaminate]
         timer.seconds["decontaminate"] += timer.seconds["decontaminate_load"]
+    _remove_stale_temps(paths)
     side = Path(quarantine_path) if quarantine_path else default_quarantine_path(out)
     quarantine = Quarantine(side) if skip_invalid else None
     state = DedupState()
@@ -407,6 +408,15 @@ def run_filter(
     report = _write_outputs(source, paths, cfg, columns.score_key, rows, quarantine, timer, started,
                             dedup_stats, eval_sets)
     return FilterResult(report, {k: str(v) for k, v in paths.items()})
+
+
+def _remove_stale_temps(paths: dict[str, Path]) -> None:
+    """Temp files a killed (kill -9) run left beside our outputs; the outputs themselves were never touched."""
+    for path in paths.values():
+        if path.parent.is_dir():
+            for stale in path.parent.glob(f".{path.name}.*.tmp"):
+                with contextlib.suppress(FileNotFoundError):
+                    stale.unlink()
 
 
 @contextlib.contextmanager
