@@ -140,6 +140,8 @@ class Columns:
              "language", "score", "length", "text")
 
     def __post_init__(self) -> None:
+        if self.score_key is None and self.cfg.dedup is not None:
+            self.score_key = self.cfg.dedup.score_key
         self.clear()
 
     def clear(self) -> None:

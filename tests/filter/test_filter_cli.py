@@ -232,3 +232,16 @@ def test_edited_id_is_a_line_error(tmp_path, dup_records):
     result = run([path, "--out", tmp_path / "c.jsonl"])
     assert result.exit_code == 2 and f"{path}:2: field 'id': does not match" in result.output
     assert run([path, "--out", tmp_path / "c.jsonl", "--trust-ids"]).exit_code == 0
+
+
+def test_keep_best_score_uses_the_named_score(tmp_path):
+    rng = __import__("random").Random(4)
+    prompt, response = sentence(rng, 40), sentence(rng, 60)
+    rows = [record(prompt, response, scores={"judge": 2.0, "ifd": 0.9}),
+            record(prompt + " Please.", response, scores={"judge": 9.0, "ifd": 0.1})]
+    path = write_jsonl(tmp_path / "in.jsonl", rows)
+    for key, winner in (("judge", 1), ("ifd", 0)):
+        out = tmp_path / f"{key}.jsonl"
+        result = run([path, "--out", out, "--keep", "best-score", "--score-key", key, "--threshold", "0.5"])
+        assert result.exit_code == 0, result.output
+        assert [r["id"] for r in read_jsonl(out)] == [rows[winner]["id"]]
