@@ -10,7 +10,7 @@ is checked against config.yaml), stopping at the same end-of-turn token.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,6 +99,21 @@ def read_prompts(path: str | Path) -> list[str]:
     return prompts
 
 
-def chat_many(loaded: LoadedRun, prompts: list[str], max_new_tokens: int, temperature: float) -> Iterator[tuple]:
+def terminal_prompts() -> Iterator[str]:
+    """Prompts typed at the terminal until an empty line or Ctrl-D."""
+    import click
+
+    while True:
+        try:
+            line = click.prompt("you", default="", show_default=False, prompt_suffix="> ")
+        except click.exceptions.Abort:  # Ctrl-D / Ctrl-C at the prompt ends the session
+            return
+        if not line.strip():
+            return
+        yield line.strip()
+
+
+def chat_many(loaded: LoadedRun, prompts: Iterable[str], max_new_tokens: int,
+              temperature: float) -> Iterator[tuple[str, str]]:
     for prompt in prompts:
         yield prompt, answer(loaded, [{"role": "user", "content": prompt}], max_new_tokens, temperature)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import resource
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -68,6 +69,7 @@ class RunMonitor(TrainerCallback):
         self._progress: Any = None
         self._task: Any = None
         self._last_loss: float | None = None
+        self._plain_every = 0
         self.tokens_at_start = 0
 
     # Ctrl-C -------------------------------------------------------------------------------------
@@ -86,11 +88,16 @@ class RunMonitor(TrainerCallback):
         if threading.current_thread() is threading.main_thread():
             self._previous_handler = signal.signal(signal.SIGINT, self._on_sigint)
         if self.show_progress and state.is_world_process_zero:
+            from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+            console = Console(stderr=True)
+            if not console.is_terminal:  # a log file: plain lines, about 20 per run, instead of a bar
+                self._plain_every = max(1, state.max_steps // 20)
+                return
             self._progress = Progress(
                 TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                TextColumn("{task.fields[status]}"), transient=False,
+                TextColumn("{task.fields[status]}"), transient=False, console=console,
             )
             self._progress.start()
             self._task = self._progress.add_task("train", total=state.max_steps, completed=state.global_step,
@@ -103,6 +110,8 @@ class RunMonitor(TrainerCallback):
         self.step_seconds += time.perf_counter() - self._step_start
         if self._progress is not None:
             self._progress.update(self._task, completed=state.global_step, status=self._status())
+        elif self._plain_every and (state.global_step % self._plain_every == 0 or state.global_step == state.max_steps):
+            print(f"step {state.global_step}/{state.max_steps}  {self._status()}", file=sys.stderr, flush=True)
         if self.interrupted:
             control.should_save = True
             control.should_training_stop = True
@@ -126,8 +135,11 @@ class RunMonitor(TrainerCallback):
             })
         if "eval_loss" in logs:
             self.eval_log.append({"step": state.global_step, "loss": float(logs["eval_loss"]), "epoch": state.epoch})
+            line = f"step {state.global_step}: eval loss {logs['eval_loss']:.4f}"
             if self._progress is not None:
-                self._progress.console.print(f"step {state.global_step}: eval loss {logs['eval_loss']:.4f}")
+                self._progress.console.print(line)
+            elif self._plain_every:
+                print(line, file=sys.stderr, flush=True)
 
     def on_train_end(self, args, state, control, **kwargs):
         self.wall_seconds = time.perf_counter() - self.wall_start

@@ -130,7 +130,14 @@ def train(
     callbacks: list[Any] | None = None,
 ) -> TrainResult:
     """Run one SFT job end to end; see the module docstring."""
+    import warnings
+
+    import datasets
     import torch
+
+    datasets.disable_progress_bars()  # RunMonitor's bar is the one progress line
+    # raised inside transformers/TRL for their own deprecated alias, not for anything a recipe sets
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
     out_dir = Path(out)
     _check_out_dir(out_dir, resume)

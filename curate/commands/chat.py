@@ -16,13 +16,10 @@ def command(run, prompts, out, max_new_tokens, temperature, base_only) -> None:
     """Load RUN's base model + adapter and answer prompts."""
     from curate.jsonl import write_jsonl
     from curate.records import make_record
-    from sft.chat import chat_many, load_run, read_prompts
+    from sft.chat import chat_many, load_run, read_prompts, terminal_prompts
 
     loaded = load_run(run, base_only=base_only)
-    if prompts:
-        questions = read_prompts(prompts)
-    else:
-        questions = iter(lambda: click.prompt("you", default="", show_default=False), "")
+    questions = read_prompts(prompts) if prompts else terminal_prompts()
     rows = []
     for question, reply in chat_many(loaded, questions, max_new_tokens, temperature):
         click.echo(f"> {question}\n{reply}\n")
