@@ -60,6 +60,8 @@ def resolve_base(model: str) -> str:
         if not (Path(model) / "config.json").exists():
             raise CurateError(f"{model}: not a transformers model folder (no config.json)")
         return str(Path(model).resolve())
+    if model.startswith((".", "/", "~")) or model.count("/") > 1:
+        raise CurateError(f"{model}: no such model folder")
     return model  # a hub id; from_pretrained reports a missing one
 
 
@@ -108,7 +110,10 @@ def device_map(on_cuda: bool) -> Any:
 def load_tokenizer(base: str):
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(base)
+    try:
+        return AutoTokenizer.from_pretrained(base)
+    except OSError as err:  # a hub id offline or misspelt, a folder without tokenizer files
+        raise CurateError(f"cannot load the tokenizer of {base}: {str(err).splitlines()[0]}") from None
 
 
 def load_model(base: str, quantization: str, compute_dtype: str, attn_implementation: str, on_cuda: bool):
@@ -128,6 +133,8 @@ def load_model(base: str, quantization: str, compute_dtype: str, attn_implementa
         if "flash" in attn_implementation:
             raise CurateError(f"{attn_implementation} is not installed: `pip install flash-attn` or use sdpa") from None
         raise CurateError(str(err)) from None
+    except OSError as err:
+        raise CurateError(f"cannot load the model {base}: {str(err).splitlines()[0]}") from None
 
 
 def lora_config(fields: dict[str, Any]):

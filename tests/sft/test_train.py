@@ -178,3 +178,10 @@ def test_chat_refuses_a_run_whose_template_changed(tiny_model_dir, records_file,
     template.write_text(template.read_text() + "{# edited #}")
     with pytest.raises(CurateError, match="not the one the run was trained with"):
         load_run(out)
+
+
+def test_missing_model_is_one_line_error(records_file, tmp_path):
+    result = CliRunner().invoke(cli, ["train", str(records_file), "--out", str(tmp_path / "x"),
+                                      "--model", str(tmp_path / "no-such-model")])
+    assert result.exit_code == 2
+    assert "error:" in result.output and "no-such-model" in result.output
