@@ -232,14 +232,20 @@ def exact_keys_from_words(word_frame: pl.DataFrame, n_rows: int) -> np.ndarray:
 
 def words(cfg: DedupConfig, frame: pl.DataFrame) -> pl.DataFrame:
     """``frame`` (row, text) -> one line per word: (row, h) with h a 64-bit word hash."""
-    return (
-        frame.lazy()
-        .select("row", normalized_words(pl.col("text")).alias("w"))
-        .explode("w")
-        .drop_nulls("w")
-        .select("row", pl.col("w").hash(seed=cfg.seed).alias("h"))
-        .collect(engine="streaming")
-    )
+    return words_and_exact_keys(cfg, frame)[0]
+
+
+def words_and_exact_keys(cfg: DedupConfig, frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
+    """Word hashes (row, h) and each row's exact key, from one pass of the word regex.
+
+    The two queries share their ``extract_all`` subplan, which Polars computes once
+    (streaming engine, both cores).
+    """
+    base = frame.lazy().select("row", normalized_words(pl.col("text")).alias("w"))
+    word_query = base.explode("w").drop_nulls("w").select("row", pl.col("w").hash(seed=cfg.seed).alias("h"))
+    exact_query = base.select(pl.col("w").list.join(" ").hash(seed=cfg.seed).alias("exact_key"))
+    word_frame, exact = pl.collect_all([word_query, exact_query], engine="streaming")
+    return word_frame, exact["exact_key"]
 
 
 def datasketch_shingles(cfg: DedupConfig, frame: pl.DataFrame) -> pl.DataFrame:
@@ -386,7 +392,7 @@ def _signatures_oph(cfg: DedupConfig, row: np.ndarray, h: np.ndarray, n_rows: in
     sig = np.full((n_rows, k), 0xFFFFFFFF, np.uint32)
     if len(h) == 0:
         return sig
-    x = _mix64(h ^ np.uint64(cfg.seed * 0x2545F4914F6CDD1D & 0xFFFFFFFFFFFFFFFF))
+    x = h  # shingle hashes come mixed (splitmix64) and seeded (word hashes use cfg.seed)
     bins = (x >> np.uint64(64 - bits)).astype(np.int64)
     values = np.minimum((x & _MAX32).astype(np.uint32), np.uint32(0xFFFFFFFE))  # 0xFFFFFFFF = empty
     np.minimum.at(sig.reshape(-1), row * k + bins, values)
@@ -568,23 +574,18 @@ def greedy_buckets(cfg: DedupConfig, sig: np.ndarray, keys: np.ndarray, nodes: p
     ranked = nodes.sort(rank_expr(cfg.keep)).with_row_index("rank")
     node_ids = ranked["node"].to_numpy()
     n, bands = len(node_ids), keys.shape[1]
+    with np.errstate(over="ignore"):  # one key space for all bands: band keys salted by band number
+        salted = keys[node_ids] ^ (np.arange(1, bands + 1, dtype=np.uint64) * _CHAR_SALT)[None, :]
     buckets = (
-        pl.DataFrame({
-            "rank": np.tile(np.arange(n, dtype=np.int64), bands),
-            "band": np.repeat(np.arange(bands, dtype=np.int32), n),
-            "key": keys[node_ids].T.reshape(-1),
-        })
-        .with_columns(pl.struct("band", "key").rank("dense").alias("bucket") - 1)
+        pl.DataFrame({"rank": np.repeat(np.arange(n, dtype=np.int64), bands), "bucket": salted.reshape(-1)})
         .filter(pl.len().over("bucket") > 1)
-        .sort("rank", "band")
-    )
+    )  # rows stay in rank order
     stats: dict[str, Any] = {"rows_in_shared_buckets": int(buckets["rank"].n_unique())}
     fixed = int(nodes["anchor"].sum())  # rows of --against rank first and are never dropped
     rank_list = buckets["rank"].to_list()
     bucket_list = buckets["bucket"].to_list()
-    n_buckets = (max(bucket_list) + 1) if bucket_list else 0
-    kept_first = [n] * n_buckets  # best-ranked kept row per bucket (n = none yet); plain lists: the
-    # loop touches a handful of values per row, where numpy's per-call overhead would dominate
+    kept_first: dict[int, int] = {}  # best-ranked kept row per bucket; plain Python: the loop touches a
+    # handful of values per row, where numpy's per-call overhead would dominate
     verify = cfg.verify != "none"
     need = int(np.ceil(cfg.threshold * sig.shape[1] - 1e-9))  # equal signature values for Jaccard >= t
     ranked_sig = sig[node_ids] if verify else None
@@ -600,7 +601,7 @@ def greedy_buckets(cfg: DedupConfig, sig: np.ndarray, keys: np.ndarray, nodes: p
         mine = bucket_list[i:j]
         i = j
         if row >= fixed:
-            cands = sorted({kept_first[b] for b in mine})
+            cands = sorted({kept_first.get(b, n) for b in mine})
             if cands[0] < n:
                 match = -1
                 for cand in cands:
@@ -618,8 +619,7 @@ def greedy_buckets(cfg: DedupConfig, sig: np.ndarray, keys: np.ndarray, nodes: p
                     rep_rank.append(match)
                     continue
         for b in mine:
-            if kept_first[b] == n:
-                kept_first[b] = row
+            kept_first.setdefault(b, row)
     stats["candidate_pairs"] = compared
     stats["verified_pairs"] = len(dropped_rank)
     if not dropped_rank:

@@ -274,8 +274,9 @@ def _dedup_features(cfg: FilterConfig, frame: pl.DataFrame, state: DedupState, t
     alive = frame["reason"].is_null()
     local = frame.select(pl.int_range(0, frame.height, dtype=pl.Int64).alias("row"), "text").filter(alive)
     with timer.stage("exact_dedup"):
-        word_frame = dd.words(dedup, local)
-        keys = dd.exact_keys_from_words(word_frame, frame.height)
+        word_frame, local_keys = dd.words_and_exact_keys(dedup, local)
+        keys = np.zeros(frame.height, np.uint64)
+        keys[local["row"].to_numpy()] = local_keys.to_numpy()
     frame = frame.with_columns(pl.Series("exact_key", keys))
     if cfg.dedup is None:
         return frame

@@ -59,9 +59,9 @@ def test_bands_come_from_datasketch_and_s_curve_rises():
 @pytest.mark.parametrize("engine", dd.ENGINES)
 def test_engines_estimate_jaccard(engine):
     rng = np.random.default_rng(0)
-    base = rng.integers(0, 2**63, 400, dtype=np.uint64)
-    other = np.concatenate([base[:300], rng.integers(0, 2**63, 100, dtype=np.uint64)])  # J = 300/500
-    unrelated = rng.integers(0, 2**63, 400, dtype=np.uint64)
+    base = rng.integers(0, 2**64, 400, dtype=np.uint64)  # well-mixed 64-bit values, as shingles() gives
+    other = np.concatenate([base[:300], rng.integers(0, 2**64, 100, dtype=np.uint64)])  # J = 300/500
+    unrelated = rng.integers(0, 2**64, 400, dtype=np.uint64)
     shingles = pl.DataFrame({"row": np.repeat([0, 1, 2], 400), "h": np.concatenate([base, other, unrelated])})
     cfg = dd.DedupConfig(engine=engine, num_perm=256)
     sig = dd.signatures(cfg, shingles, 4)
