@@ -1,6 +1,6 @@
 """Benchmark: CPU engine throughput on the bundled SmolLM2-135M-Instruct, same prompts, same max tokens.
 
-    .venv/bin/python bench/bench_engines.py [--prompts 8] [--max-tokens 64]
+    .venv/bin/python bench/bench_engines.py [--prompts 8] [--max-tokens 48] [--rounds 3]
 
 The prompts are Self-Instruct instruction-generation prompts (8 in-context seed
 instructions each, completion style) built by ``generators.self_instruct`` from
@@ -14,8 +14,9 @@ same work. Measured side by side in one run:
 - ``transformers one at a time``: the same, one request per ``generate`` call (the usual
   baseline).
 
-Model load time is reported apart from generation. Output: markdown on stdout,
-bench/out/engines.json.
+The engines run interleaved, round after round, and the median is reported, so that load
+from other processes on a shared machine hits every engine alike. Model load time is
+reported apart from generation. Output: markdown on stdout, bench/out/engines.json.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import json
 import os
 import platform
 import random
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -46,57 +48,65 @@ def prompts(count: int, max_tokens: int) -> list[Request]:
             for i, r in enumerate(requests)]
 
 
-def measure(name: str, engine, requests: list[Request], load_s: float) -> dict:
+def measure(engine, requests: list[Request]) -> dict:
     start = time.perf_counter()
     results = engine.generate(requests)
     wall = time.perf_counter() - start
     assert all(r.ok for r in results), [r.error for r in results if not r.ok]
     tokens_out = sum(r.tokens_out for r in results)
-    tokens_in = sum(r.tokens_in for r in results)
-    row = {"engine": name, "load_s": load_s, "wall_s": wall, "tokens_in": tokens_in, "tokens_out": tokens_out,
-           "tok_per_s": tokens_out / wall}
-    print(f"{name}: {tokens_out} tokens in {wall:.1f} s = {tokens_out / wall:.1f} tok/s (load {load_s:.1f} s)",
-          file=sys.stderr)
-    return row
+    return {"wall_s": wall, "tokens_out": tokens_out, "tokens_in": sum(r.tokens_in for r in results),
+            "tok_per_s": tokens_out / wall}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--prompts", type=int, default=8)
-    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--max-tokens", type=int, default=48)
+    parser.add_argument("--rounds", type=int, default=3, help="each round runs every engine once, interleaved")
     args = parser.parse_args()
     requests = prompts(args.prompts, args.max_tokens)
-    rows = []
 
+    from generators.hf_engine import TransformersEngine
     from generators.llamacpp_engine import LlamaCppEngine
 
     cores = os.cpu_count() or 1
+    engines: dict[str, tuple[object, float, int | None]] = {}
     for threads in sorted({max(cores // 2, 1), cores}):
         start = time.perf_counter()
         engine = LlamaCppEngine(n_threads=threads)
-        load = time.perf_counter() - start
-        rows.append(measure(f"llamacpp ({threads} thread{'s' if threads > 1 else ''})", engine, requests, load))
-        engine.close()
-
-    from generators.hf_engine import TransformersEngine
-
+        engines[f"llamacpp ({threads} thread{'s' if threads > 1 else ''})"] = (engine, time.perf_counter() - start, None)
     start = time.perf_counter()
-    engine = TransformersEngine(batch_size=len(requests))
+    hf = TransformersEngine(batch_size=len(requests))
     load = time.perf_counter() - start
-    rows.append(measure(f"transformers batched ({len(requests)} per batch)", engine, requests, load))
-    engine.batch_size = 1
-    rows.append(measure("transformers one at a time", engine, requests, load))
+    engines[f"transformers batched ({len(requests)} per batch)"] = (hf, load, len(requests))
+    engines["transformers one at a time"] = (hf, load, 1)
 
-    baseline = rows[-1]["tok_per_s"]
+    runs: dict[str, list[dict]] = {name: [] for name in engines}
+    for round_no in range(args.rounds):
+        for name, (engine, _, batch_size) in engines.items():
+            if batch_size is not None:
+                engine.batch_size = batch_size
+            run = measure(engine, requests)
+            runs[name].append(run)
+            print(f"round {round_no}: {name}: {run['tokens_out']} tokens in {run['wall_s']:.1f} s = "
+                  f"{run['tok_per_s']:.1f} tok/s", file=sys.stderr)
+
+    rows = []
+    for name, (_, load, _) in engines.items():
+        rates = sorted(r["tok_per_s"] for r in runs[name])
+        rows.append({"engine": name, "load_s": load, "median_tok_per_s": statistics.median(rates), "runs": runs[name],
+                     "tokens_out": runs[name][0]["tokens_out"]})
+    baseline = rows[-1]["median_tok_per_s"]
     print(f"\nMachine: {platform.machine()}, {cores} cores, Python {platform.python_version()}; "
-          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {len(requests)} prompts, "
-          f"{requests[0].max_tokens} max new tokens, greedy, mean prompt "
-          f"{sum(r['tokens_in'] for r in rows[:1]) / len(requests):.0f} tokens\n")
-    print("| engine | tokens out | generate (s) | tokens/s | vs one-at-a-time HF | model load (s) |")
-    print("|---|---:|---:|---:|---:|---:|")
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {len(requests)} prompts (mean "
+          f"{runs[rows[0]['engine']][0]['tokens_in'] / len(requests):.0f} tokens), {args.max_tokens} max new tokens, "
+          f"greedy; {args.rounds} interleaved rounds\n")
+    print("| engine | tokens out per round | tokens/s (median) | tokens/s (all rounds) | vs one-at-a-time HF | model load (s) |")
+    print("|---|---:|---:|---|---:|---:|")
     for r in rows:
-        print(f"| {r['engine']} | {r['tokens_out']} | {r['wall_s']:.1f} | {r['tok_per_s']:.1f} | "
-              f"{r['tok_per_s'] / baseline:.1f}x | {r['load_s']:.1f} |")
+        every = ", ".join(f"{x['tok_per_s']:.1f}" for x in r["runs"])
+        print(f"| {r['engine']} | {r['tokens_out']} | {r['median_tok_per_s']:.1f} | {every} | "
+              f"{r['median_tok_per_s'] / baseline:.2f}x | {r['load_s']:.1f} |")
     out = ROOT / "bench" / "out"
     out.mkdir(exist_ok=True)
     (out / "engines.json").write_text(json.dumps(rows, indent=2))

@@ -206,6 +206,10 @@ def _check_compatible(previous: dict[str, Any] | None, existing: list[dict[str, 
                 raise CurateError(f"{paths.out} holds rows that are not from a `--preset {config.preset}` run; "
                                   "choose another --out")
         return
+    recorded = previous.get("outputs", {}).get("records")
+    if recorded and Path(recorded).name != paths.out.name:  # the manifest sits beside its output
+        raise CurateError(f"{paths.manifest} belongs to the run writing {recorded}; one run per folder: "
+                          f"put --out {paths.out.name} in another folder")
     if previous.get("config", {}).get("preset") != config.preset:
         raise CurateError(f"{paths.out} was generated with --preset {previous['config'].get('preset')}; "
                           f"resume with the same preset or choose another --out")

@@ -146,6 +146,8 @@ def test_resume_refuses_another_preset_or_other_seeds(seeds_file, make_seeds, tm
     generate(config(num_instructions=2), seeds_file, out, FakeEngine(default=Teacher()), progress=False)
     with pytest.raises(CurateError, match="--preset self-instruct"):
         generate(config(num_instructions=3, preset="alpaca"), seeds_file, out, FakeEngine(), progress=False)
+    with pytest.raises(CurateError, match="one run per folder"):
+        generate(config(num_instructions=3), seeds_file, tmp_path / "second.jsonl", FakeEngine(), progress=False)
     other = make_seeds(tmp_path / "other.jsonl", count=10)
     with pytest.raises(CurateError, match="other seed tasks"):
         generate(config(num_instructions=3), other, out, FakeEngine(), progress=False)
