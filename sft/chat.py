@@ -36,6 +36,7 @@ def load_run(run_dir: str | Path, base_only: bool = False) -> LoadedRun:
     from sft.merge import run_base
     from sft.render import template_hash
 
+    modeling.quiet_library_warnings()
     run_dir = Path(run_dir)
     if not (run_dir / "adapter_config.json").exists():
         raise CurateError(f"{run_dir}: no trained adapter here (adapter_config.json missing; interrupted run?)")

@@ -20,6 +20,13 @@ from curate.errors import CurateError
 BUNDLED = "bundled"
 
 
+def quiet_library_warnings() -> None:
+    """Silence a deprecation that transformers/peft raise about their own internal alias, not our settings."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("CURATE_CACHE") or Path.home() / ".cache" / "curate")
 

@@ -130,22 +130,18 @@ def train(
     callbacks: list[Any] | None = None,
 ) -> TrainResult:
     """Run one SFT job end to end; see the module docstring."""
-    import warnings
-
     import datasets
     import torch
 
+    from sft import modeling
+
     datasets.disable_progress_bars()  # RunMonitor's bar is the one progress line
-    # raised inside transformers/TRL for their own deprecated alias, not for anything a recipe sets
-    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    modeling.quiet_library_warnings()
 
     out_dir = Path(out)
     _check_out_dir(out_dir, resume)
     config = build_run_config(recipe, overrides or {}, out_dir, resume)
     on_cuda = torch.cuda.is_available()
-
-    from sft import modeling
-
     config = cfg.resolve_auto(config, on_cuda, modeling.flash_attention_available())
     sft_fields = config["sft"]
     baseline = config.get("baseline") == "tutorial"
