@@ -1,11 +1,31 @@
 #!/usr/bin/env bash
-# The main job at demo size on the bundled SmolLM2-135M-Instruct, all on CPU.
-# Each stage resumes or rewrites atomically, so running it twice is safe.
+# The main job at demo size, on CPU, with the bundled SmolLM2-135M-Instruct as teacher and student:
+# seeds -> generate -> filter -> train -> export -> report. Safe to run twice: generation resumes
+# where it stopped, later stages rewrite their outputs atomically.
 set -euo pipefail
 out=${1:-demo}
+instructions=${DEMO_INSTRUCTIONS:-40}
+steps=${DEMO_STEPS:-20}
 curate=.venv/bin/curate
 export HF_HUB_OFFLINE=1
 mkdir -p "$out"
 
-echo "== import: the seed tasks as records"
-$curate import seeds/seed_tasks.jsonl --out "$out/seeds.jsonl"
+echo "== generate: Self-Instruct from seeds/ with the bundled model ($instructions instructions)"
+$curate generate --seeds seeds/ --out "$out/generated.jsonl" --num-instructions "$instructions" --seed 0
+
+echo "== filter: quality rules, exact and near-duplicate removal"
+$curate filter "$out/generated.jsonl" --out "$out/curated.jsonl"
+
+echo "== train: QLoRA on the curated records ($steps steps)"
+$curate train "$out/curated.jsonl" --out "$out/runs/demo" --max-steps "$steps"
+
+echo "== chat: what the adapter learned"
+printf 'Give three tips for writing a clear email.\nWhat is 15%% of 80?\n' > "$out/prompts.txt"
+$curate chat "$out/runs/demo" --prompts "$out/prompts.txt" --max-new-tokens 80
+
+echo "== export: hub-ready folder (Parquet shards + dataset card)"
+$curate export "$out/curated.jsonl" --out "$out/dataset" --split-eval 0.1
+
+echo "== report: one self-contained HTML page"
+$curate report "$out" --out "$out/report.html"
+echo "done: open $out/report.html"
