@@ -66,7 +66,14 @@ def _dataset(samples: list[Rendered]):
     return Dataset.from_dict({"input_ids": [s.input_ids for s in samples], "labels": [s.labels for s in samples]})
 
 
-def _check_out_dir(out: Path, resume: bool) -> None:
+def _check_out_dir(out: Path, resume: bool, overwrite: bool) -> None:
+    if resume and overwrite:
+        raise CurateError("--resume and --overwrite contradict each other: pick one")
+    if overwrite and out.exists():
+        if not (out / "config.yaml").exists() and not (out / "checkpoints").exists() and any(out.iterdir()):
+            raise CurateError(f"{out} holds files that are not a curate run; not deleting them")
+        shutil.rmtree(out)
+        return
     if resume:
         if not (out / "checkpoints").is_dir():
             raise CurateError(f"{out}: nothing to resume (no checkpoints/ folder); start without --resume")
@@ -128,6 +135,7 @@ def train(
     say: Callable[[str], None] = print,
     show_progress: bool = True,
     callbacks: list[Any] | None = None,
+    overwrite: bool = False,
 ) -> TrainResult:
     """Run one SFT job end to end; see the module docstring."""
     import datasets
@@ -139,7 +147,7 @@ def train(
     modeling.quiet_library_warnings()
 
     out_dir = Path(out)
-    _check_out_dir(out_dir, resume)
+    _check_out_dir(out_dir, resume, overwrite)
     config = build_run_config(recipe, overrides or {}, out_dir, resume)
     on_cuda = torch.cuda.is_available()
     config = cfg.resolve_auto(config, on_cuda, modeling.flash_attention_available())

@@ -18,6 +18,7 @@ SHIPPED = sorted(SFT_DIR.rglob("*.yaml"))
 def test_there_are_shipped_yamls():
     names = {p.relative_to(SFT_DIR).as_posix() for p in SHIPPED}
     assert {"recipes/default.yaml", "recipes/lora16.yaml", "recipes/tutorial.yaml", "recipes/quick.yaml",
+            "recipes/demo.yaml",
             "accelerate/ddp.yaml", "accelerate/fsdp2.yaml", "accelerate/zero3.yaml"} <= names
 
 

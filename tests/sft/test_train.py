@@ -112,6 +112,8 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tiny_model_dir, records_f
 
     with pytest.raises(CurateError, match="already holds a run"):
         train(str(records_file), str(out), overrides=overrides, say=lambda line: None, show_progress=False)
+    with pytest.raises(CurateError, match="contradict"):
+        train(str(records_file), str(out), resume=True, overwrite=True)
     result = train(str(records_file), str(out), overrides={"sft": {"max_steps": 6}}, resume=True,
                    say=lambda line: None, show_progress=False)
     assert result.steps == 6 and (out / "adapter_model.safetensors").exists()
@@ -149,6 +151,9 @@ def test_cli_train_then_chat(tiny_model_dir, records_file, tmp_path):
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "trained 2 steps" in result.output
+    assert CliRunner().invoke(cli, args).exit_code == 2  # never clobbers a run silently
+    result = CliRunner().invoke(cli, [*args, "--overwrite"])  # the demo re-runs this way
+    assert result.exit_code == 0, result.output
 
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("what is two plus three\nname a color\n")
