@@ -285,11 +285,11 @@ def shingles(cfg: DedupConfig, frame: pl.DataFrame, word_frame: pl.DataFrame | N
     parts_h.append(h)
     parts_row.append(r)
     counts = np.bincount(row, minlength=int(frame["row"].max() or 0) + 1) if len(row) else np.zeros(0, np.int64)
-    short = [i for i in frame["row"].to_list() if 0 < (counts[i] if i < len(counts) else 0) < cfg.char_shingle_below]
-    if short:
+    short = np.flatnonzero((counts > 0) & (counts < cfg.char_shingle_below))
+    if len(short):
         chars = (
             frame.lazy()
-            .filter(pl.col("row").is_in(short))
+            .filter(pl.col("row").is_in(pl.Series(short).implode()))
             .select("row", normalized_words(pl.col("text")).list.join(" ").str.split("").alias("c"))
             .explode("c")
             .drop_nulls("c")
@@ -300,12 +300,14 @@ def shingles(cfg: DedupConfig, frame: pl.DataFrame, word_frame: pl.DataFrame | N
         c_h, c_r = _ngram_hashes(chars["h"].to_numpy(), c_row, cfg.char_ngram, whole_if_short=True)
         parts_h.append(c_h ^ _CHAR_SALT)
         parts_row.append(c_r)
-    out = pl.DataFrame({"row": np.concatenate(parts_row), "h": np.concatenate(parts_h)})
-    return out.sort("row", maintain_order=True) if len(parts_h) > 1 else out
+    # rows are contiguous within each part, not across parts: signatures() sorts when its engine needs it
+    return pl.DataFrame({"row": np.concatenate(parts_row), "h": np.concatenate(parts_h)})
 
 
 def signatures(cfg: DedupConfig, shingle_frame: pl.DataFrame, n_rows: int) -> np.ndarray:
     """(row, h) shingles -> uint32 matrix (n_rows x num_perm); rows without shingles are all 0xFFFFFFFF."""
+    if cfg.engine != "oph":  # the others reduce over contiguous runs of a row
+        shingle_frame = shingle_frame.sort("row", maintain_order=True)
     row = shingle_frame["row"].to_numpy().astype(np.int64)
     h = shingle_frame["h"].to_numpy()
     engine = {"oph": _signatures_oph, "rensa": _signatures_rensa, "numpy": _signatures_numpy,
