@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import click
 
-from curate.dedup import ENGINES, KEEP_POLICIES, VERIFY_MODES
-from curate.filters import PRESETS
+# kept in step with curate.dedup / curate.filters by tests/filter/test_filter_cli.py; written out here so
+# that `curate --help` does not import polars
+PRESETS = ("sft", "self-instruct", "none")
+ENGINES = ("oph", "rensa", "numpy", "polars", "datasketch")
+KEEP_POLICIES = ("first", "longest", "best-score")
+VERIFY_MODES = ("none", "signature", "exact")
 
 
 @click.command("filter", short_help="Filter and deduplicate records; every dropped row explained.")
 @click.argument("source", type=click.Path(dir_okay=False))
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
               help="Kept rows; rejected.jsonl, filter_report.json and filter_config.yaml go beside it.")
-@click.option("--preset", type=click.Choice(list(PRESETS)), help="Quality filters  [default: sft]")
+@click.option("--preset", type=click.Choice(PRESETS), help="Quality filters  [default: sft]")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True),
               help="YAML with preset / filters / thresholds / dedup settings; flags override it.")
 @click.option("--decontaminate", multiple=True, type=click.Path(dir_okay=False, exists=True),
@@ -28,11 +32,12 @@ from curate.filters import PRESETS
 @click.option("--rows", type=int, help="Rows per LSH band (with --bands)")
 @click.option("--keep", type=click.Choice(KEEP_POLICIES), help="Which duplicate survives  [default: first]")
 @click.option("--score-key", help="scores field for --keep best-score  [default: first one found]")
-@click.option("--dedup-on", type=click.Choice(["prompt", "response", "both"]), help="[default: both]")
+@click.option("--dedup-on", type=click.Choice(["prompt", "response", "both"]), help="Text compared for dedup  [default: both]")
 @click.option("--multi-turn", type=click.Choice(["first-user", "all"]), help="Turns compared  [default: all]")
 @click.option("--verify", type=click.Choice(VERIFY_MODES), help="Check candidate pairs  [default: signature]")
-@click.option("--clustering", type=click.Choice(["greedy", "components"]), help="[default: greedy]")
-@click.option("--minhash-engine", "engine", type=click.Choice(ENGINES), help="[default: oph]")
+@click.option("--clustering", type=click.Choice(["greedy", "components"]),
+              help="greedy: drop rows matching a kept row; components: merge chains  [default: greedy]")
+@click.option("--minhash-engine", "engine", type=click.Choice(ENGINES), help="MinHash implementation  [default: oph]")
 @click.option("--seed", type=int, help="Hash seed  [default: 1]")
 @click.option("--trust-ids", "check_ids", flag_value=False, default=None,
               help="Do not re-hash messages to check ids (faster on big trusted files; schema still checked).")
@@ -40,7 +45,11 @@ from curate.filters import PRESETS
 @click.option("--quarantine", type=click.Path(dir_okay=False), help="[default: OUT's name + .invalid.jsonl]")
 def command(source: str, out: str, config_path: str | None, skip_invalid: bool, quarantine: str | None,
             **flags: object) -> None:
-    """Filter SOURCE (curate records JSONL) into OUT; see `curate filter --help` and README."""
+    """Filter SOURCE (curate records, JSONL or JSON array, maybe .gz) into OUT.
+
+    Stages: quality filters (--preset), decontamination, exact dedup, MinHash LSH near-dedup.
+    Every dropped row goes to rejected.jsonl with its stage, reason and detail.
+    """
     from rich.console import Console
 
     from curate.filter_pipeline import load_config, run_filter, summary_table

@@ -245,3 +245,13 @@ def test_keep_best_score_uses_the_named_score(tmp_path):
         result = run([path, "--out", out, "--keep", "best-score", "--score-key", key, "--threshold", "0.5"])
         assert result.exit_code == 0, result.output
         assert [r["id"] for r in read_jsonl(out)] == [rows[winner]["id"]]
+
+
+def test_command_choices_match_the_library():
+    from curate import dedup, filters
+    from curate.commands import filter as command
+
+    assert tuple(filters.PRESETS) == command.PRESETS
+    assert command.ENGINES == dedup.ENGINES
+    assert command.KEEP_POLICIES == dedup.KEEP_POLICIES
+    assert command.VERIFY_MODES == dedup.VERIFY_MODES
