@@ -18,12 +18,14 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import polars as pl
 
-from curate.dedup import normalized_words
+from curate.dedup import DedupConfig, normalized_words, word_ngram_hashes, words
 from curate.records import assistant_text, user_text
 
 _SEED = 13
+_WORDS = DedupConfig(seed=_SEED)
 
 
 @dataclass
@@ -58,11 +60,12 @@ def load_eval_set(path: str | os.PathLike[str], ngram: int = 13) -> EvalSet:
         for text in (user_text(record), assistant_text(record)):
             ids.append(eval_id)
             texts.append(text)
-    frame = pl.DataFrame({"eval_id": ids, "text": texts}).with_columns(normalized_words(pl.col("text")).alias("w"))
+    frame = pl.DataFrame({"eval_id": ids, "text": texts}).with_row_index("row").with_columns(
+        pl.col("row").cast(pl.Int64), normalized_words(pl.col("text")).alias("w"))
+    hashed = _ngram_frame(frame.select("row", "text"), ngram)
     ngrams = (
-        frame.filter(pl.col("w").list.len() >= ngram)
-        .select("eval_id", ngram_hashes(pl.col("w"), ngram).alias("h"))
-        .explode("h")
+        hashed.join(frame.select("row", "eval_id"), on="row")
+        .select("eval_id", "h")
         .unique("h", keep="first", maintain_order=True)
     )
     short = (
@@ -73,10 +76,11 @@ def load_eval_set(path: str | os.PathLike[str], ngram: int = 13) -> EvalSet:
     return EvalSet(str(path), ngram, rows, ngrams, short)
 
 
-def ngram_hashes(words: pl.Expr, n: int) -> pl.Expr:
-    """List of hashes of every run of ``n`` consecutive words (an empty list when there are fewer)."""
-    joined = pl.concat_str([pl.element().shift(-k) for k in range(n)], separator=" ")
-    return words.list.eval(joined.drop_nulls().hash(seed=_SEED))
+def _ngram_frame(frame: pl.DataFrame, n: int) -> pl.DataFrame:
+    """(row, text) -> (row, h): hashes of every run of ``n`` consecutive words (rows with fewer: none)."""
+    word_frame = words(_WORDS, frame)
+    h, row = word_ngram_hashes(word_frame["h"].to_numpy(), word_frame["row"].to_numpy().astype(np.int64), n)
+    return pl.DataFrame({"row": row, "h": h})
 
 
 def find_contamination(frame: pl.DataFrame, eval_set: EvalSet) -> pl.DataFrame:
@@ -84,17 +88,18 @@ def find_contamination(frame: pl.DataFrame, eval_set: EvalSet) -> pl.DataFrame:
     sides = pl.concat([
         frame.select("row", pl.col("prompt").alias("text"), pl.lit("prompt").alias("side")),
         frame.select("row", pl.col("response").alias("text"), pl.lit("response").alias("side")),
-    ]).with_columns(normalized_words(pl.col("text")).alias("w"))
+    ]).with_row_index("side_row").with_columns(pl.col("side_row").cast(pl.Int64))
+    hashed = _ngram_frame(sides.select(pl.col("side_row").alias("row"), "text"), eval_set.ngram)
     long_hits = (
-        sides.filter(pl.col("w").list.len() >= eval_set.ngram)
-        .select("row", "side", ngram_hashes(pl.col("w"), eval_set.ngram).alias("h"))
-        .explode("h")
-        .join(eval_set.ngrams, on="h")
-        .group_by("row", maintain_order=True)
+        hashed.join(eval_set.ngrams, on="h")
+        .join(sides.select(pl.col("side_row").alias("row"), pl.col("row").alias("record"), "side"), on="row")
+        .group_by("record", maintain_order=True)
         .agg(pl.col("eval_id").first(), pl.col("side").first(), pl.len().alias("shared"))
+        .rename({"record": "row"})
         .with_columns(pl.format("{} shares {} {}-gram(s) with eval row {}", "side", "shared",
                                 pl.lit(eval_set.ngram), "eval_id").alias("detail"))
     )
+    sides = sides.with_columns(normalized_words(pl.col("text")).alias("w"))
     short_hits = (
         sides.filter(pl.col("w").list.len() > 0)
         .select("row", "side", pl.col("w").list.join(" ").hash(seed=_SEED).alias("key"))

@@ -161,6 +161,11 @@ def _mix64(x: np.ndarray) -> np.ndarray:
     return x
 
 
+def word_ngram_hashes(hashes: np.ndarray, row: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hashes of every run of ``n`` consecutive words within a row (none for shorter rows)."""
+    return _ngram_hashes(hashes, row, n, whole_if_short=False)
+
+
 def _ngram_hashes(hashes: np.ndarray, row: np.ndarray, n: int, whole_if_short: bool) -> tuple[np.ndarray, np.ndarray]:
     """Hashes of every run of ``n`` consecutive tokens inside one row.
 
