@@ -1,6 +1,7 @@
 """Benchmark: CPU engine throughput on the bundled SmolLM2-135M-Instruct, same prompts, same max tokens.
 
     .venv/bin/python bench/bench_engines.py [--prompts 8] [--max-tokens 48] [--rounds 3]
+    .venv/bin/python bench/bench_engines.py --end-to-end 3     # the real workload, load time included
 
 The prompts are Self-Instruct instruction-generation prompts (8 in-context seed
 instructions each, completion style) built by ``generators.self_instruct`` from
@@ -58,12 +59,41 @@ def measure(engine, requests: list[Request]) -> dict:
             "tok_per_s": tokens_out / wall}
 
 
+def end_to_end(num_instructions: int) -> None:
+    """The real workload: `generate` on the repo's seeds with each CPU engine, load time included."""
+    import tempfile
+
+    from generators.engine import make_engine
+    from generators.run import generate
+
+    print(f"\nEnd to end: generate {num_instructions} instructions (self-instruct preset, batch size 2, seed 42), "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
+    print("| engine | wall incl. load (s) | model load (s) | requests | tokens in | tokens out | rows |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name in ("llamacpp", "transformers"):
+        start = time.perf_counter()
+        engine = make_engine(name)
+        load = time.perf_counter() - start
+        with tempfile.TemporaryDirectory() as folder:
+            config = build_config(num_instructions=num_instructions, request_batch_size=2)
+            summary = generate(config, ROOT / "seeds", Path(folder) / "generated.jsonl", engine, progress=False)
+        wall = time.perf_counter() - start
+        t = summary.totals
+        print(f"| {name} | {wall:.1f} | {load:.1f} | {t.requests} | {t.tokens_in} | {t.tokens_out} | {t.rows} |")
+        print(f"{name}: {wall:.1f} s", file=sys.stderr)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--prompts", type=int, default=8)
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--rounds", type=int, default=3, help="each round runs every engine once, interleaved")
+    parser.add_argument("--end-to-end", type=int, default=0, metavar="N",
+                        help="instead: time `generate` of N instructions with each CPU engine")
     args = parser.parse_args()
+    if args.end_to_end:
+        end_to_end(args.end_to_end)
+        return
     requests = prompts(args.prompts, args.max_tokens)
 
     from generators.hf_engine import TransformersEngine
