@@ -8,6 +8,7 @@ Modules, one job each:
 - ``packing``: packing only where packed samples cannot see each other (block-diagonal mask or FlashAttention).
 - ``modeling``: base model loading (bundled GGUF, local path, hub id), nf4 quantization, LoRA settings.
 - ``progress``: progress bar, metrics.json, loss curve, Ctrl-C checkpoint.
+- ``trainer``: TRL's SFTTrainer plus an exact count of real (non-padding) tokens.
 - ``train``: the one function `curate train` calls.
 - ``merge`` / ``chat``: a merged bf16 model; talking to a trained run.
 """
