@@ -4,14 +4,14 @@
 # where it stopped, later stages rewrite their outputs atomically.
 set -euo pipefail
 out=${1:-demo}
-instructions=${DEMO_INSTRUCTIONS:-40}
+instructions=${DEMO_INSTRUCTIONS:-16}
 steps=${DEMO_STEPS:-8}
 curate=.venv/bin/curate
 export HF_HUB_OFFLINE=1
 mkdir -p "$out"
 
 echo "== generate: Self-Instruct from seeds/ with the bundled model ($instructions instructions)"
-$curate generate --seeds seeds/ --out "$out/generated.jsonl" --num-instructions "$instructions" --seed 0
+$curate generate --seeds seeds/ --out "$out/generated.jsonl" --num-instructions "$instructions" --batch-size 2 --seed 0
 
 echo "== filter: quality rules, exact and near-duplicate removal"
 $curate filter "$out/generated.jsonl" --out "$out/curated.jsonl"
