@@ -3,8 +3,8 @@
 
 Usage (from the repository root):
 
-    .venv/bin/python bench/make_scale_data.py ../shared/data/t0_prompt_completion.jsonl.gz /tmp/scale_1m.jsonl
-    .venv/bin/python bench/bench_scale.py /tmp/scale_1m.jsonl --work /tmp/bench_scale [--sizes 10000,100000,1000000]
+    .venv/bin/python bench/make_filter_scale_data.py ../shared/data/t0_prompt_completion.jsonl.gz /tmp/scale_1m.jsonl
+    .venv/bin/python bench/bench_filter_scale.py /tmp/scale_1m.jsonl --work /tmp/bench_scale [--sizes 10000,100000,1000000]
         [-- extra curate filter flags, e.g. --trust-ids]
 
 Each size is the first N rows of the scale file, run as its own process under /usr/bin/time -v

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build N curate records from the T0 file with light edits, for the `curate filter` scale benchmark.
 
-Usage: .venv/bin/python bench/make_scale_data.py ../shared/data/t0_prompt_completion.jsonl.gz OUT.jsonl [--rows 1000000]
+Usage: .venv/bin/python bench/make_filter_scale_data.py ../shared/data/t0_prompt_completion.jsonl.gz OUT.jsonl [--rows 1000000]
 
 Row i is T0 row (i mod 55,185); every pass after the first edits it lightly so the copies are
 near-duplicates, not exact ones: 1 to 3 word substitutions, deletions or insertions in the
