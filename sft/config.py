@@ -33,7 +33,7 @@ OWNED_SFT_FIELDS = {"output_dir", "dataset_text_field", "dataset_kwargs", "remov
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         candidate = RECIPES / f"{path.name}.yaml"
         if candidate.exists():  # `--config quick` names a shipped recipe
             path = candidate

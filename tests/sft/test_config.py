@@ -117,3 +117,11 @@ def test_qlora_storage_dtype_is_set_when_sharded(monkeypatch):
     assert plain.bnb_4bit_quant_storage == torch.uint8
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")  # what `accelerate launch` with fsdp2.yaml exports
     assert quantization_config("bfloat16").bnb_4bit_quant_storage == torch.bfloat16
+
+
+def test_shipped_recipe_name_wins_over_a_folder_of_the_same_name(tmp_path, monkeypatch):
+    from sft.config import load_yaml
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()  # e.g. the demo's output folder
+    assert load_yaml("demo")["quantization"] == "none"
