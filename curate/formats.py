@@ -56,12 +56,15 @@ def _provenance(row: Mapping[str, Any], known: set[str], source: str) -> dict[st
     return meta
 
 
-def _restore_provenance(record: Record, row: Row) -> Row:
+def _restore_provenance(record: Record, row: Row, system: str = "") -> Row:
+    """The row with the source's id first, its system prompt if any, and its extra fields last."""
     meta = record.get("meta", {})
     out: Row = {}
     if "source_id" in meta:
         out["id"] = meta["source_id"]
     out.update(row)
+    if system:
+        out["system"] = system
     out.update(meta.get("extra", {}))
     return out
 
@@ -110,9 +113,7 @@ def _alpaca_from_record(record: Record) -> Row:
     system, user, assistant = _single_exchange(record, "alpaca")
     instruction, given = _instruction_and_input(record, user, "input")
     row: Row = {"instruction": instruction, "input": given, "output": assistant}
-    if system:
-        row["system"] = system
-    return _restore_provenance(record, row)
+    return _restore_provenance(record, row, system)
 
 
 def _instruction_and_input(record: Record, user: str, input_key: str) -> tuple[str, str]:
@@ -263,9 +264,7 @@ def _dolly_from_record(record: Record) -> Row:
     row: Row = {"instruction": instruction, "context": context, "response": assistant}
     if "category" in record.get("meta", {}):
         row["category"] = record["meta"]["category"]
-    if system:
-        row["system"] = system
-    return _restore_provenance(record, row)
+    return _restore_provenance(record, row, system)
 
 
 DOLLY = Format(
@@ -287,9 +286,7 @@ def _pc_to_record(row: Row) -> Record:
 def _pc_from_record(record: Record) -> Row:
     system, user, assistant = _single_exchange(record, "prompt-completion")
     row: Row = {"prompt": user, "completion": assistant}
-    if system:
-        row["system"] = system
-    return _restore_provenance(record, row)
+    return _restore_provenance(record, row, system)
 
 
 PROMPT_COMPLETION = Format(
