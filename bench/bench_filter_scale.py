@@ -57,8 +57,8 @@ def main() -> None:
     ap.add_argument("scale_file")
     ap.add_argument("--work", default="/tmp/bench_scale")
     ap.add_argument("--sizes", default="10000,100000,1000000")
-    ap.add_argument("extra", nargs="*")
-    args = ap.parse_args()
+    args, extra = ap.parse_known_args()  # anything else goes to `curate filter` (e.g. -- --trust-ids)
+    args.extra = [e for e in extra if e != "--"]
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     rows = []
