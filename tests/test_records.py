@@ -68,3 +68,16 @@ def test_rejected_rows_may_carry_reject():
     record = make_record(CHAT, {})
     record["reject"] = {"stage": "quality", "reason": "too_short", "detail": "2 words"}
     assert validate_record(record)["reject"]["reason"] == "too_short"
+
+
+@pytest.mark.parametrize("text", [
+    "plain ascii  text\twith\nwhitespace ", "\u00a0nbsp\u2003em\u3000ideographic\u2028line\x1c\x1f\x85 end",
+    "zero\u200bwidth is not space", "Cafe\u0301 decomposed and café composed", "", "   ", "ﬁ ligature Ω ohm",
+])
+def test_normalize_text_is_nfc_then_collapsed_unicode_whitespace(text):
+    import re
+    import unicodedata
+
+    from curate.records import normalize_text
+
+    assert normalize_text(text) == re.sub(r"\s+", " ", unicodedata.normalize("NFC", text)).strip()

@@ -212,18 +212,6 @@ def test_interrupted_write_leaves_previous_outputs(tmp_path, data, monkeypatch):
     assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
 
 
-@pytest.mark.parametrize("text", [
-    "plain ascii  text\twith\nwhitespace ", "\u00a0nbsp\u2003em\u3000ideographic\u2028line\x1c\x1f\x85 end",
-    "zero\u200bwidth is not space", "Cafe\u0301 decomposed and café composed", "", "   ", "ﬁ ligature Ω ohm",
-])
-def test_fast_record_id_equals_record_id(text):
-    from curate.filter_pipeline import fast_record_id
-    from curate.records import record_id
-
-    messages = [{"role": "user", "content": text}, {"role": "assistant", "content": text[::-1]}]
-    assert fast_record_id(messages) == record_id(messages)
-
-
 def test_edited_id_is_a_line_error(tmp_path, dup_records):
     rows, _ = dup_records
     rows = [dict(r) for r in rows[:3]]
