@@ -218,14 +218,19 @@ def funnel_figure(funnel: Funnel) -> tuple[str, int]:
     colours = [KEPT] + [NEUTRAL] * (len(rows) - 2) + [ACCENT]
     bars = ax.barh(labels, values, color=colours, height=0.62)
     top = max(values) or 1
-    for bar, value in zip(bars, values, strict=True):
-        share = f"{value / top:.0%}" if funnel.start else ""
-        ax.text(bar.get_width() + top * 0.01, bar.get_y() + bar.get_height() / 2, f"{value:,}  ({share})",
-                va="center", fontsize=9, color="#1f2933")
+    shares = [f"{value / top:.0%}" if funnel.start else "" for value in values]
+    _label_bars(ax, bars, [f"{value:,}  ({share})" for value, share in zip(values, shares, strict=True)], top)
     ax.set_xlim(0, top * 1.22)
     ax.set_xlabel("rows remaining", fontsize=9, color="#3d4852")
     _style(ax)
     return _encode(fig)
+
+
+def _label_bars(ax: Any, bars: Any, labels: list[str], top: float) -> None:
+    """Write each bar's label just past its end."""
+    for bar, label in zip(bars, labels, strict=True):
+        ax.text(bar.get_width() + top * 0.01, bar.get_y() + bar.get_height() / 2, label,
+                va="center", fontsize=9, color="#1f2933")
 
 
 def reasons_figure(reasons: list[ReasonBlock], stage_order: list[str]) -> tuple[str, int]:
@@ -237,9 +242,7 @@ def reasons_figure(reasons: list[ReasonBlock], stage_order: list[str]) -> tuple[
     bars = ax.barh([f"{b.stage}: {b.reason}" for b in shown], [b.count for b in shown],
                    color=[colour[b.stage] for b in shown], height=0.62)
     top = max(b.count for b in shown)
-    for bar, block in zip(bars, shown, strict=True):
-        ax.text(bar.get_width() + top * 0.01, bar.get_y() + bar.get_height() / 2, f"{block.count:,}",
-                va="center", fontsize=9, color="#1f2933")
+    _label_bars(ax, bars, [f"{block.count:,}" for block in shown], top)
     ax.set_xlim(0, top * 1.15)
     ax.set_xlabel("rows rejected", fontsize=9, color="#3d4852")
     _style(ax)

@@ -25,6 +25,7 @@ steps, so what is written is final. A batch is a pure function of the pool, the 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 from dataclasses import dataclass, field
@@ -187,15 +188,7 @@ class SelfInstruct:
         stop = list(sampling.stop)
         if not self.completion_mode and "\n\n" in stop:
             stop.remove("\n\n")  # chat replies put blank lines between items
-        values = {
-            "max_tokens": sampling.max_tokens,
-            "temperature": sampling.temperature,
-            "top_p": sampling.top_p,
-            "presence_penalty": sampling.presence_penalty,
-            "frequency_penalty": sampling.frequency_penalty,
-            "stop": stop,
-            **override,
-        }
+        values = {**dataclasses.asdict(sampling), "stop": stop, **override}
         return Request(prompt=prompt, seed=rng.randrange(2**31), chat=not self.completion_mode, id=request_id, **values)
 
     # -- one batch ------------------------------------------------------------------------
