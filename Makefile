@@ -38,6 +38,7 @@ test-fast: setup
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 clean-demo:
 	rm -rf $(DEMO_DIR)

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from generators.config import build_config  # noqa: E402
-from generators.engine import Request  # noqa: E402
+from generators.engines.base import Request  # noqa: E402
 from generators.seeds import load_seeds  # noqa: E402
 from generators.self_instruct import SelfInstruct  # noqa: E402
 
@@ -63,7 +63,7 @@ def end_to_end(num_instructions: int) -> None:
     """The real workload: `generate` on the repo's seeds with each CPU engine, load time included."""
     import tempfile
 
-    from generators.engine import make_engine
+    from generators.engines.factory import make_engine
     from generators.run import generate
 
     print(f"\nEnd to end: generate {num_instructions} instructions (self-instruct preset, batch size 2, seed 42), "
@@ -96,8 +96,8 @@ def main() -> None:
         return
     requests = prompts(args.prompts, args.max_tokens)
 
-    from generators.hf_engine import TransformersEngine
-    from generators.llamacpp_engine import LlamaCppEngine
+    from generators.engines.llamacpp import LlamaCppEngine
+    from generators.engines.transformers_local import TransformersEngine
 
     cores = os.cpu_count() or 1
     engines: dict[str, tuple[object, float, int | None]] = {}

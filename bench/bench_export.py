@@ -40,7 +40,7 @@ def folder_bytes(path: Path) -> int:
 
 
 def build_input(work: Path, limit: int) -> Path:
-    from curate.convert import import_file
+    from curate.records.convert import import_file
 
     merged = work / "records.jsonl"
     if merged.exists():
@@ -62,7 +62,7 @@ def build_input(work: Path, limit: int) -> Path:
 
 def exact(records_path: Path, rows: list[dict]) -> int:
     """Rows (in order) whose JSON differs from the input's."""
-    from curate.jsonl import dumps
+    from curate.records.jsonl import dumps
 
     with records_path.open(encoding="utf-8") as handle:
         wanted = [dumps(json.loads(line)) for line in handle]
@@ -92,7 +92,7 @@ def main() -> None:
     print(f"input: {source} ({rows:,} records, {source.stat().st_size / 1e6:.1f} MB)")
     results = []
 
-    from curate.export import ExportConfig, export_records, read_export
+    from curate.hub.export import ExportConfig, export_records, read_export
 
     target = work / "curate"
     shutil.rmtree(target, ignore_errors=True)
@@ -133,10 +133,10 @@ def main() -> None:
         results.append(("polars read_ndjson+write_parquet", None, None, None, f"failed: {type(err).__name__}: {err}"[:200]))
 
     _, load_s = timed(lambda: load_dataset(str(work / "curate"), cache_dir=str(work / "hf_cache_load")))
-    from curate.convert import import_file
+    from curate.records.convert import import_file
 
     _, import_s = timed(lambda: import_file(work / "curate", work / "reimported.jsonl"))
-    from curate.report import write_report
+    from curate.reporting.page import write_report
 
     run = work / "run"
     run.mkdir(exist_ok=True)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from curate.jsonl import dumps  # noqa: E402
 from curate.records import make_record  # noqa: E402
+from curate.records.jsonl import dumps  # noqa: E402
 
 
 def light_edit(text: str, rng: random.Random, vocab: list[str]) -> str:

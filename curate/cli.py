@@ -11,10 +11,12 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
+from typing import IO, Any
 
 import click
 
 from curate import __version__
+from curate.errors import CurateError
 
 _COMMAND_PACKAGE = "curate.commands"
 
@@ -40,6 +42,25 @@ class CommandFolder(click.Group):
         if module_name is None:
             return None
         return importlib.import_module(module_name).command
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except CurateError as err:
+            raise UserError(err) from err
+
+
+class UserError(click.ClickException):
+    """A :class:`CurateError` as click shows it: ``error: ...`` on stderr, exit code 2."""
+
+    exit_code = 2
+
+    def __init__(self, error: CurateError):
+        super().__init__(error.format_message())
+        self.exit_code = error.exit_code
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True, file=file)
 
 
 @click.group(cls=CommandFolder, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})

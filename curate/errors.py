@@ -1,19 +1,18 @@
-"""Errors the CLI turns into one clear line and a non-zero exit."""
+"""Errors the user can act on. Library code raises them; :mod:`curate.cli` prints one line and exits 2.
+
+Nothing here knows about click, so the library packages can be used without the CLI.
+"""
 
 from __future__ import annotations
 
-from typing import IO, Any
 
-import click
-
-
-class CurateError(click.ClickException):
+class CurateError(Exception):
     """An error the user can act on: printed as one line, ``error: ...``, exit code 2."""
 
     exit_code = 2
 
-    def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True, file=file)
+    def format_message(self) -> str:
+        return str(self)
 
 
 class InputError(CurateError):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.errors import CurateError
-from generators.filters import ALPACA_BLACKLIST, SELF_INSTRUCT_BLACKLIST
+from generators.instruction_rules import ALPACA_BLACKLIST, SELF_INSTRUCT_BLACKLIST
 
 PRESETS = ("self-instruct", "alpaca")
 

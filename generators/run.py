@@ -29,10 +29,10 @@ from typing import Any
 
 from curate import __version__
 from curate.errors import CurateError
-from curate.jsonl import AppendLog, write_json, write_jsonl
 from curate.records import validate_record
+from curate.records.jsonl import AppendLog, write_json, write_jsonl
 from generators.config import GenerateConfig
-from generators.engine import Engine
+from generators.engines.base import Engine
 from generators.seeds import load_seeds, seeds_hash
 from generators.self_instruct import SelfInstruct
 
@@ -319,7 +319,7 @@ def _now() -> str:
 def generate_with_engine(engine_name: str, teacher: str | None, seeds_path: str | Path, out: str | Path,
                          config: GenerateConfig, engine_options: dict[str, Any], progress: bool = True) -> Summary:
     """Check the seeds, build the engine, run; the one call behind ``curate generate``."""
-    from generators.engine import make_engine
+    from generators.engines.factory import make_engine
 
     load_seeds(seeds_path)  # a bad seed file fails before a model is loaded
     engine = make_engine(engine_name, teacher, **{k: v for k, v in engine_options.items() if v is not None})

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.errors import CurateError, InputError
-from curate.jsonl import iter_json_rows
+from curate.records.jsonl import iter_json_rows
 
 
 @dataclass

@@ -34,8 +34,8 @@ from typing import Any
 
 from curate.records import make_record, normalize_text
 from generators.config import GenerateConfig, Sampling
-from generators.engine import Completion, Engine, Request, Result
-from generators.filters import (
+from generators.engines.base import Completion, Engine, Request, Result
+from generators.instruction_rules import (
     conflicting_instances,
     dedupe_instances,
     instance_reject_reason,

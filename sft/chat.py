@@ -32,9 +32,9 @@ def load_run(run_dir: str | Path, base_only: bool = False) -> LoadedRun:
     from peft import PeftModel
     from transformers import AutoTokenizer
 
+    from curate.lm.render import template_hash
     from sft import modeling
     from sft.merge import run_base
-    from sft.render import template_hash
 
     modeling.quiet_library_warnings()
     run_dir = Path(run_dir)
@@ -82,7 +82,7 @@ def read_prompts(path: str | Path) -> list[str]:
     if path.suffix in (".txt", ".md", ""):
         prompts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     else:
-        from curate.jsonl import iter_json_rows
+        from curate.records.jsonl import iter_json_rows
 
         prompts = []
         for line_no, row in iter_json_rows(path):

@@ -33,7 +33,7 @@ def cache_dir() -> Path:
 
 def bundled_hf_dir() -> Path:
     """The bundled GGUF as a plain transformers folder, converted on first use (about a minute on CPU)."""
-    from curate.model import bundled_gguf, load_bundled_hf
+    from curate.records.model import bundled_gguf, load_bundled_hf
 
     gguf = bundled_gguf()
     target = cache_dir() / "models" / f"{gguf.stem}-{gguf.stat().st_size}"

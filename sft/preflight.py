@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from curate.errors import CurateError
-from sft.render import IGNORE_INDEX, Rendered, truncate
+from curate.lm.render import IGNORE_INDEX, Rendered, truncate
 
 
 @dataclass
@@ -114,7 +114,7 @@ def check_template_saved(run_dir: Any, expected_hash: str) -> None:
     """The tokenizer saved with the run renders with the same chat template training used."""
     from transformers import AutoTokenizer
 
-    from sft.render import template_hash
+    from curate.lm.render import template_hash
 
     saved = AutoTokenizer.from_pretrained(run_dir)
     if template_hash(saved) != expected_hash:

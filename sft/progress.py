@@ -179,7 +179,7 @@ def plot_losses(train_log: list[dict[str, Any]], eval_log: list[dict[str, Any]],
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from curate.jsonl import atomic_writer
+    from curate.records.jsonl import atomic_writer
 
     figure, axis = plt.subplots(figsize=(7, 4), dpi=110)
     if train_log:

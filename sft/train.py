@@ -24,11 +24,11 @@ from typing import Any
 import yaml
 
 from curate.errors import CurateError
-from curate.jsonl import atomic_writer, read_records, write_json
+from curate.lm.render import Rendered, chat_template_of, end_of_turn_token, render_records, template_hash
+from curate.records.jsonl import atomic_writer, read_records, write_json
 from sft import config as cfg
 from sft.packing import BlockDiagonalCollator, plan_packing
 from sft.preflight import check_samples, check_template_saved
-from sft.render import Rendered, chat_template_of, end_of_turn_token, render_records, template_hash
 
 TESTED_TRL = "1.16.0"
 RUN_FILES = ("adapter_config.json", "adapter_model.safetensors")

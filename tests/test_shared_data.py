@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from curate.convert import export_file, import_file
-from curate.jsonl import iter_json_rows
+from curate.records.convert import export_file, import_file
+from curate.records.jsonl import iter_json_rows
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 CASES = [

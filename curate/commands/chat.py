@@ -14,8 +14,8 @@ import click
 @click.option("--base-only", is_flag=True, help="Answer with the base model, without the adapter (to compare).")
 def command(run, prompts, out, max_new_tokens, temperature, base_only) -> None:
     """Load RUN's base model + adapter and answer prompts."""
-    from curate.jsonl import write_jsonl
     from curate.records import make_record
+    from curate.records.jsonl import write_jsonl
     from sft.chat import chat_many, load_run, read_prompts, terminal_prompts
 
     loaded = load_run(run, base_only=base_only)

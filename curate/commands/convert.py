@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from curate.formats import FORMATS
+from curate.records.formats import FORMATS
 
 
 @click.command("convert", short_help="Write records back out as Alpaca, ShareGPT, Dolly, ...")
@@ -14,7 +14,7 @@ from curate.formats import FORMATS
               help="File to write: a JSON array when it ends in .json, else JSONL (.gz compresses).")
 def command(records: str, format_name: str, out: str) -> None:
     """Convert the curate RECORDS file to another format; ids and extra fields are restored."""
-    from curate.convert import export_file
+    from curate.records.convert import export_file
 
     count = export_file(records, out, format_name)
     click.echo(f"wrote {count} rows as {format_name} to {out}")

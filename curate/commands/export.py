@@ -27,7 +27,8 @@ def command(records: str, out: str, fmt: str, split_eval: float, seed: int, max_
     """
     import sys
 
-    from curate.export import ExportConfig, export_records, parse_size
+    from curate.hub.export import export_records, parse_size
+    from curate.hub.scan import ExportConfig
 
     config = ExportConfig(out=out, format=fmt, split_eval=split_eval, seed=seed,
                           max_shard_bytes=parse_size(max_shard_size), license=license_,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-# kept in step with curate.dedup / curate.filters by tests/filter/test_filter_cli.py; written out here so
+# kept in step with curate.filtering.dedup.minhash / curate.filtering.rules by tests/filter/test_filter_cli.py; written out here so
 # that `curate --help` does not import polars
 PRESETS = ("sft", "self-instruct", "none")
 ENGINES = ("oph", "rensa", "numpy", "polars", "datasketch")
@@ -52,7 +52,7 @@ def command(source: str, out: str, config_path: str | None, skip_invalid: bool, 
     """
     from rich.console import Console
 
-    from curate.filter_pipeline import load_config, run_filter, summary_table
+    from curate.filtering.pipeline import load_config, run_filter, summary_table
 
     for name in ("decontaminate", "against"):
         flags[name] = list(flags[name]) or None  # type: ignore[call-overload]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from curate.formats import FORMATS
+from curate.records.formats import FORMATS
 
 
 @click.command("import", short_help="Read Alpaca, ShareGPT, Dolly, ... data in as records.")
@@ -21,7 +21,7 @@ def command(source: str, out: str, format_name: str, skip_invalid: bool, quarant
 
     Ids the source already has are kept in meta.source_id; unknown fields in meta.extra.
     """
-    from curate.convert import import_file
+    from curate.records.convert import import_file
 
     summary = import_file(source, out, format_name, skip_invalid, quarantine)
     how = "detected" if summary.detected else "given"

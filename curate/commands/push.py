@@ -22,7 +22,7 @@ def command(records: str, repo_id: str, private: bool, out: str | None, split_ev
     The token comes from HF_TOKEN or `hf auth login` and is never written anywhere. The
     repo's existing card metadata is merged into the new card, not overwritten.
     """
-    from curate.push import push_dataset
+    from curate.hub.push import push_dataset
 
     result = push_dataset(records, repo_id, private=private, out=out, split_eval=split_eval, format=fmt,
                           license=license_)

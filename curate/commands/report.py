@@ -13,7 +13,7 @@ def command(run_dir: str, out: str | None) -> None:
     histograms, near-duplicate clusters and compare curves, all inline (opens offline)."""
     from pathlib import Path
 
-    from curate.report import write_report
+    from curate.reporting.page import write_report
 
     path = write_report(run_dir, out or Path(run_dir) / "report.html")
     click.echo(f"wrote {path}")

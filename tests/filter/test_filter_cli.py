@@ -194,7 +194,7 @@ def test_interrupted_write_leaves_previous_outputs(tmp_path, data, monkeypatch):
     out = tmp_path / "curated.jsonl"
     assert run([path, "--out", out]).exit_code == 0
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    import curate.filter_pipeline as fp
+    import curate.filtering.pipeline as fp
 
     real = fp._source_rows
 
@@ -236,8 +236,9 @@ def test_keep_best_score_uses_the_named_score(tmp_path):
 
 
 def test_command_choices_match_the_library():
-    from curate import dedup, filters
     from curate.commands import filter as command
+    from curate.filtering import rules as filters
+    from curate.filtering.dedup import minhash as dedup
 
     assert tuple(filters.PRESETS) == command.PRESETS
     assert command.ENGINES == dedup.ENGINES

@@ -7,7 +7,7 @@ import json
 import polars as pl
 from filter_data import record
 
-from curate.decontam import find_contamination, load_eval_set
+from curate.filtering.decontam import find_contamination, load_eval_set
 
 EVAL_PROMPT = ("Rewrite the following sentence so that it is shorter and clearer while keeping every fact "
                "that the original sentence contains about the meeting schedule")

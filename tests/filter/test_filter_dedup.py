@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from filter_data import edit, sentence
 
-from curate import dedup as dd
+from curate.filtering.dedup import minhash as dd
 
 
 def frame(texts: list[str]) -> pl.DataFrame:

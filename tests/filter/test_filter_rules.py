@@ -6,9 +6,9 @@ import polars as pl
 import pytest
 from filter_data import record
 
-from curate import filters as ff
 from curate.errors import CurateError
-from curate.filter_pipeline import Columns, FilterConfig
+from curate.filtering import rules as ff
+from curate.filtering.pipeline import Columns, FilterConfig
 
 
 def frame_of(records: list[dict], preset: str = "sft") -> pl.DataFrame:

@@ -147,7 +147,7 @@ class LlamaServer:
     """llama-cpp-python's OpenAI-compatible server on the bundled GGUF, on a free port; restartable."""
 
     def __init__(self, log_dir: Path):
-        from curate.model import bundled_gguf
+        from curate.records.model import bundled_gguf
 
         self.model = str(bundled_gguf())
         self.port = free_port()

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from curate.cli import cli
 from curate.records import validate_record
-from generators.engine import resolve_engine_name
+from generators.engines.factory import resolve_engine_name
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ import pytest
 
 from curate.errors import CurateError
 from generators.config import build_config
-from generators.fake import FakeEngine
+from generators.engines.fake import FakeEngine
 from generators.run import generate
 
 
@@ -109,7 +109,7 @@ KILL_SCRIPT = textwrap.dedent("""
     import sys, time
     sys.path[:0] = [{root!r}, {tests!r}]
     from test_generate_resume import Teacher, config
-    from generators.fake import FakeEngine
+    from generators.engines.fake import FakeEngine
     from generators.run import generate
     teacher = Teacher()
     def slow(request):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from generators.filters import (
+from generators.instruction_rules import (
     ALPACA_BLACKLIST,
     conflicting_instances,
     dedupe_instances,

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from generators.engine import Request
-from generators.openai_engine import OpenAIEngine, shrink_max_tokens
+from generators.engines.base import Request
+from generators.engines.openai_server import OpenAIEngine, shrink_max_tokens
 
 
 def engine_for(server, **options) -> OpenAIEngine:

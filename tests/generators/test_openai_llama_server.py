@@ -12,8 +12,8 @@ import pytest
 
 from curate.records import validate_record
 from generators.config import build_config
-from generators.engine import Request
-from generators.openai_engine import OpenAIEngine
+from generators.engines.base import Request
+from generators.engines.openai_server import OpenAIEngine
 from generators.run import generate
 
 pytestmark = pytest.mark.slow

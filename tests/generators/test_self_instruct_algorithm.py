@@ -9,7 +9,7 @@ import pytest
 
 from curate.records import validate_record
 from generators.config import build_config
-from generators.fake import FakeEngine
+from generators.engines.fake import FakeEngine
 from generators.run import generate
 from generators.seeds import load_seeds
 from generators.self_instruct import PoolTask, SelfInstruct

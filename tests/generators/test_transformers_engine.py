@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from generators.engine import Request
+from generators.engines.base import Request
 
 torch = pytest.importorskip("torch")
 
@@ -32,7 +32,7 @@ def tiny_model_dir(tmp_path_factory):
 
 
 def test_batched_generate_with_padding_stops_and_counts(tiny_model_dir):
-    from generators.hf_engine import TransformersEngine
+    from generators.engines.transformers_local import TransformersEngine
 
     engine = TransformersEngine(model=tiny_model_dir, batch_size=4)
     requests = [
@@ -55,7 +55,7 @@ def test_batched_generate_with_padding_stops_and_counts(tiny_model_dir):
 
 
 def test_stop_strings_cut_the_text(tiny_model_dir):
-    from generators.hf_engine import TransformersEngine
+    from generators.engines.transformers_local import TransformersEngine
 
     engine = TransformersEngine(model=tiny_model_dir)
     free = engine.generate([Request("the list", max_tokens=8, temperature=0.0, chat=False)])[0].completions[0]
@@ -70,7 +70,7 @@ def test_stop_strings_cut_the_text(tiny_model_dir):
 
 def test_missing_model_is_a_clear_error(tmp_path):
     from curate.errors import CurateError
-    from generators.hf_engine import TransformersEngine
+    from generators.engines.transformers_local import TransformersEngine
 
     with pytest.raises(CurateError, match="cannot load"):
         TransformersEngine(model=str(tmp_path / "nothing-here"))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from curate.jsonl import write_json, write_jsonl
 from curate.records import make_record
+from curate.records.jsonl import write_json, write_jsonl
 
 SEEDS_SHA = "5f" * 32
 

@@ -9,9 +9,10 @@ import yaml
 from hub_fixtures import SEEDS_SHA, write_run
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from curate.card import BEGIN, END, merge_metadata, size_category
 from curate.errors import CurateError
-from curate.export import ExportConfig, export_records
+from curate.hub.card import BEGIN, END, merge_metadata, size_category
+from curate.hub.export import export_records
+from curate.hub.scan import ExportConfig
 
 
 def _export(run: Path, out: Path, **options) -> DatasetCard:

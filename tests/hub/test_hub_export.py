@@ -10,19 +10,13 @@ import pytest
 from click.testing import CliRunner
 
 from curate.cli import cli
-from curate.convert import import_file
 from curate.errors import CurateError, InputError
-from curate.export import (
-    ColumnPlan,
-    ExportConfig,
-    choose_eval_ids,
-    export_records,
-    parse_size,
-    plan_shards,
-    read_export,
-)
-from curate.jsonl import dumps, read_records, write_jsonl
+from curate.hub.export import choose_eval_ids, export_records, parse_size, plan_shards
+from curate.hub.scan import ColumnPlan, ExportConfig
 from curate.records import make_record
+from curate.records.convert import import_file
+from curate.records.jsonl import dumps, read_records, write_jsonl
+from curate.records.shards import read_export
 
 
 def _load(folder: Path, cache: Path):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from curate.errors import CurateError
-from curate.push import push_dataset
+from curate.hub.push import push_dataset
 
 TOKEN = "hf_curatetestfaketoken0000000000000"
 

@@ -19,7 +19,7 @@ from hub_fixtures import write_run
 
 from curate.cli import cli
 from curate.errors import CurateError
-from curate.report import collect, write_report
+from curate.reporting.page import collect, write_report
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -142,8 +142,8 @@ def test_real_filter_output_exports_and_reports(tmp_path: Path) -> None:
     """generate-shaped rows -> the real `curate filter` -> export -> load_dataset -> report."""
     from datasets import load_dataset
 
-    from curate.export import read_export
-    from curate.jsonl import read_records
+    from curate.records.jsonl import read_records
+    from curate.records.shards import read_export
 
     source = write_run(tmp_path / "gen")
     run = tmp_path / "run"

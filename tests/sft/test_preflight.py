@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from curate.errors import CurateError
+from curate.lm.render import IGNORE_INDEX, Rendered
 from sft.preflight import check_samples
-from sft.render import IGNORE_INDEX, Rendered
 
 EOT = 2
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from curate.errors import CurateError
+from curate.lm.render import IGNORE_INDEX, end_of_turn_token, render_record, render_records, template_hash
 from curate.records import make_record
-from sft.render import IGNORE_INDEX, end_of_turn_token, render_record, render_records, template_hash
 
 
 def _trained_text(tokenizer, rendered) -> str:

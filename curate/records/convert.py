@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from curate.errors import CurateError, InputError
-from curate.formats import Format, detect_format, get_format
-from curate.jsonl import (
+from curate.records.formats import Format, detect_format, get_format
+from curate.records.jsonl import (
     Quarantine,
     atomic_writer,
     dumps,
@@ -63,7 +63,7 @@ def import_file(
     A folder written by `curate export` (or one of its shards) is read back as records.
     """
     if Path(source).is_dir() or str(source).endswith(".parquet"):
-        from curate.export import read_export
+        from curate.records.shards import read_export
 
         count = write_jsonl(out, read_export(source))
         return ImportSummary(str(source), "curate-export", True, count, 0, None)

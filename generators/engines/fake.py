@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from generators.engine import Completion, Request, Result
+from generators.engines.base import Completion, Request, Result
 
 Reply = str | Callable[[Request], str]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from curate.errors import CurateError
-from generators.engine import Completion, Request, Result
+from generators.engines.base import Completion, Request, Result
 
 
 class VLLMEngine:
@@ -24,7 +24,7 @@ class VLLMEngine:
         except ImportError:
             raise CurateError("vLLM is not installed: install `curate[vllm]` to use --engine vllm "
                               "(it needs a CUDA GPU; use --engine cpu or --engine openai otherwise)") from None
-        from generators.engine import has_cuda
+        from generators.engines.base import has_cuda
 
         if not has_cuda():
             raise CurateError("--engine vllm needs a CUDA GPU and none is visible; use --engine cpu or --engine openai")

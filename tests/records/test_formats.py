@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from curate.convert import export_file, import_file
 from curate.errors import CurateError, RecordError
-from curate.formats import FORMATS, detect_format
-from curate.jsonl import read_records
+from curate.records.convert import export_file, import_file
+from curate.records.formats import FORMATS, detect_format
+from curate.records.jsonl import read_records
 
 # Real-shaped rows, one list per format, with the quirks real dumps have.
 SAMPLES = {

@@ -12,7 +12,7 @@ reported as missing. The funnel is counted from the data itself (kept rows plus 
 rejected rows' ``reject.stage``/``reject.reason``), so it cannot disagree with the files;
 the stage reports are shown as they were written, never retyped.
 
-    from curate.runinfo import find_run_files, compute_funnel
+    from curate.runs.evidence import find_run_files, compute_funnel
     files = find_run_files("runs/demo")
 """
 
@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from curate.errors import CurateError, InputError
-from curate.jsonl import iter_json_rows
+from curate.records.jsonl import iter_json_rows
 
 CURATED = "curated.jsonl"
 GENERATED = "generated.jsonl"

@@ -35,10 +35,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from curate import dedup as dd
-from curate import filters as ff
 from curate.errors import CurateError
-from curate.jsonl import Quarantine, atomic_writer, dumps, iter_json_rows, read_records
+from curate.filtering import rules as ff
+from curate.filtering.dedup import minhash as dd
+from curate.records.jsonl import Quarantine, atomic_writer, dumps, iter_json_rows, read_records
 
 STAGES = ("filter", "decontaminate", "exact_dedup", "near_dedup")
 
@@ -202,8 +202,8 @@ class Columns:
 def _chunks(path: str | os.PathLike[str], cfg: FilterConfig, columns: Columns,
             quarantine: Quarantine | None) -> Iterator[pl.DataFrame]:
     from curate.errors import RecordError
-    from curate.jsonl import iter_valid
     from curate.records import record_id, validate_record
+    from curate.records.jsonl import iter_valid
 
     def validate(value: Any) -> dict[str, Any]:
         record = validate_record(value, check_id=False)
@@ -282,7 +282,7 @@ def _process_chunk(cfg: FilterConfig, frame: pl.DataFrame, eval_sets: list[Any],
             pl.when(pl.col("reason").is_not_null()).then(pl.lit("filter")).alias("stage"),
             pl.lit(None, pl.String).alias("eval_id"))
     if eval_sets:
-        from curate.decontam import find_contamination
+        from curate.filtering.decontam import find_contamination
 
         with timer.stage("decontaminate"):
             for eval_set in eval_sets:
@@ -352,7 +352,7 @@ def run_filter(
     progress: bool = False,
 ) -> FilterResult:
     """Filter and dedup ``source`` into ``out`` and its siblings; see the module docstring."""
-    from curate.convert import default_quarantine_path
+    from curate.records.convert import default_quarantine_path
 
     started = time.perf_counter()
     timer = Timer()
@@ -361,7 +361,7 @@ def run_filter(
         raise CurateError(f"{source}: the input would be overwritten by an output; choose another --out")
     eval_sets = []
     if cfg.decontaminate:
-        from curate.decontam import load_eval_set
+        from curate.filtering.decontam import load_eval_set
 
         with timer.stage("decontaminate_load"):
             eval_sets = [load_eval_set(p, cfg.decontam_ngram) for p in cfg.decontaminate]
@@ -500,7 +500,7 @@ def _dedup(cfg: FilterConfig, rows: pl.DataFrame, anchors: pl.DataFrame, state: 
 
 
 def _is_json_array(path: str | os.PathLike[str]) -> bool:
-    from curate.jsonl import _open_binary, _peek_first_char
+    from curate.records.jsonl import _open_binary, _peek_first_char
 
     with _open_binary(Path(path)) as handle:
         return _peek_first_char(handle) == b"["
@@ -512,7 +512,7 @@ def _source_rows(path: str | os.PathLike[str]) -> Iterator[tuple[int, str | None
         for line_no, value in iter_json_rows(path):
             yield line_no, None, value
         return
-    from curate.jsonl import _open_binary
+    from curate.records.jsonl import _open_binary
 
     with _open_binary(Path(path)) as handle:
         for line_no, raw in enumerate(handle, start=1):

@@ -35,7 +35,7 @@ style of text-dedup, each one testable on its own::
 Rows of an earlier dataset (``--against``) take part as members that always win: a new
 row clustered with one of them is dropped, the earlier set is never touched.
 
-Run it through ``curate filter`` (see :mod:`curate.filter_pipeline`); benchmarks in
+Run it through ``curate filter`` (see :mod:`curate.filtering.pipeline`); benchmarks in
 ``bench/bench_dedup.py``.
 """
 

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from curate.errors import InputError
-from curate.jsonl import AppendLog, Quarantine, iter_json_rows, iter_valid, write_jsonl
 from curate.records import validate_record
+from curate.records.jsonl import AppendLog, Quarantine, iter_json_rows, iter_valid, write_jsonl
 
 
 def test_jsonl_json_array_and_gzip_give_rows_with_line_numbers(tmp_path):

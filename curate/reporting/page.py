@@ -2,7 +2,7 @@
 
     curate report runs/demo --out runs/demo/report.html
 
-Reads what the stages left in the run folder (see ``curate.runinfo``): curated.jsonl,
+Reads what the stages left in the run folder (see ``curate.runs.evidence``): curated.jsonl,
 rejected.jsonl (rows with ``reject: {stage, reason, detail}``, plus ``dup_of``/``cluster_id``
 for near-duplicates), generated.jsonl, errors.jsonl, manifest.json, filter_config.yaml,
 filter_report.json and compare/*/results.json with their curve images. The page has the
@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from curate.jsonl import atomic_writer
-from curate.runinfo import (
+from curate.records.jsonl import atomic_writer
+from curate.runs.evidence import (
     CompareRun,
     Funnel,
     RecordStats,

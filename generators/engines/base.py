@@ -16,8 +16,6 @@ import importlib.util
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from curate.errors import CurateError
-
 ENGINES = ("auto", "cpu", "llamacpp", "transformers", "openai", "vllm")
 CPU_DEFAULT = "llamacpp"  # measured: see bench/results/generate.md
 
@@ -81,6 +79,12 @@ class Engine(Protocol):
     def close(self) -> None: ...
 
 
+def cut_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
+    """Cut ``text`` at the earliest stop sequence; True when one was found."""
+    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
+
+
 def has_cuda() -> bool:
     if importlib.util.find_spec("torch") is None:
         return False
@@ -88,39 +92,3 @@ def has_cuda() -> bool:
 
     return torch.cuda.is_available()
 
-
-def resolve_engine_name(name: str) -> str:
-    """Turn ``auto``/``cpu`` into a concrete engine name."""
-    if name == "auto":
-        return "vllm" if importlib.util.find_spec("vllm") is not None and has_cuda() else CPU_DEFAULT
-    if name == "cpu":
-        return CPU_DEFAULT
-    if name not in ENGINES:
-        raise CurateError(f"unknown engine {name!r} (choose from {', '.join(ENGINES)})")
-    return name
-
-
-def make_engine(name: str, model: str | None = None, **options: Any) -> Engine:
-    """Build the engine ``name`` for ``model`` (None: the bundled SmolLM2 for local engines)."""
-    name = resolve_engine_name(name)
-    if name == "openai":
-        from generators.openai_engine import OpenAIEngine
-
-        return OpenAIEngine(model=model, **options)
-    if name == "vllm":
-        from generators.vllm_engine import VLLMEngine
-
-        return VLLMEngine(model=model, **options)
-    if name == "llamacpp":
-        from generators.llamacpp_engine import LlamaCppEngine
-
-        return LlamaCppEngine(model=model, **options)
-    from generators.hf_engine import TransformersEngine
-
-    return TransformersEngine(model=model, **options)
-
-
-def cut_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
-    """Cut ``text`` at the earliest stop sequence; True when one was found."""
-    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
-    return (text[:cut], True) if cut >= 0 else (text, False)

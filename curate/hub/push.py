@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from curate.errors import CurateError
-from curate.export import ExportConfig, ExportResult, export_records
+from curate.hub.export import ExportResult, export_records
+from curate.hub.scan import ExportConfig
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from curate.dedup import DedupConfig, normalized_words, word_ngram_hashes, words
+from curate.filtering.dedup.minhash import DedupConfig, normalized_words, word_ngram_hashes, words
 from curate.records import assistant_text, user_text
 
 _SEED = 13
@@ -46,8 +46,8 @@ def _eval_id(record: dict[str, Any], line_no: int) -> str:
 
 def load_eval_set(path: str | os.PathLike[str], ngram: int = 13) -> EvalSet:
     """Read an evaluation file in any importable format and hash its n-grams."""
-    from curate.formats import detect_format
-    from curate.jsonl import iter_json_rows, iter_valid
+    from curate.records.formats import detect_format
+    from curate.records.jsonl import iter_json_rows, iter_valid
 
     first = next(iter_json_rows(path))[1]
     fmt = detect_format(first)

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from curate.errors import CurateError
-from curate.model import BUNDLED_NAME, bundled_gguf
-from generators.engine import Completion, Request, Result
+from curate.records.model import BUNDLED_NAME, bundled_gguf
+from generators.engines.base import Completion, Request, Result
 
 
 class LlamaCppEngine:

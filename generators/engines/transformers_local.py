@@ -13,8 +13,8 @@ from collections import defaultdict
 from typing import Any
 
 from curate.errors import CurateError
-from curate.model import BUNDLED_NAME, load_bundled_hf
-from generators.engine import Completion, Request, Result, cut_at_stop
+from curate.records.model import BUNDLED_NAME, load_bundled_hf
+from generators.engines.base import Completion, Request, Result, cut_at_stop
 
 
 class _StopOnStrings:

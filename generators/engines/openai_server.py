@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 from curate.errors import CurateError
-from generators.engine import Completion, Request, Result
+from generators.engines.base import Completion, Request, Result
 
 _RETRY_STATUS = {408, 409, 429}
 

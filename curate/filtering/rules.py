@@ -11,7 +11,7 @@ fires names the reason. Every threshold has a name, a default and a line of docu
     thresholds: {max_response_words: 2000, language: en}
 
 The frame the expressions run on has one row per record (built by
-:mod:`curate.filter_pipeline`): ``prompt`` (user turns), ``response`` (assistant turns),
+:mod:`curate.filtering.pipeline`): ``prompt`` (user turns), ``response`` (assistant turns),
 ``instruction`` and ``input`` (``meta.instruction``/``meta.input`` when the record came
 from Alpaca-style data, else the first user turn and ""), ``empty_turn``, ``finish_reason``,
 ``tokens_out``, ``language`` (``meta.language``), plus the repetition features that

@@ -1,6 +1,6 @@
 """The dataset card (README.md) of an exported folder: hub metadata plus how the data was made.
 
-Called by ``curate.export.export_records``; nothing here is typed by hand. The YAML front
+Called by ``curate.hub.export.export_records``; nothing here is typed by hand. The YAML front
 matter (licence, language, task, size, tags, ``configs`` pointing at the shards,
 ``dataset_info`` features) is derived from the data, and the body from the files the
 stages wrote beside it (``manifest.json``, ``filter_config.yaml``, ``filter_report.json``,
@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from curate.errors import CurateError
-from curate.jsonl import atomic_writer
-from curate.runinfo import (
+from curate.records.jsonl import atomic_writer
+from curate.runs.evidence import (
     FILTER_CONFIG,
     FILTER_REPORT,
     MANIFEST,
@@ -41,7 +41,7 @@ from curate.runinfo import (
 )
 
 if TYPE_CHECKING:
-    from curate.export import ExportConfig, ScanResult
+    from curate.hub.scan import ExportConfig, ScanResult
 
 BEGIN, END = "<!-- curate:begin -->", "<!-- curate:end -->"
 SIZE_CATEGORIES = [
