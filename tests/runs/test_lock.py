@@ -1,0 +1,113 @@
+"""The output lock: a second live run is refused naming the first; a dead holder's lock is taken over."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from curate.errors import CurateError
+from curate.runs.lock import acquire, check_writable, lock_path, output_lock
+
+HOLD = textwrap.dedent("""
+    import sys, time
+    from curate.runs.lock import acquire
+    held = acquire(sys.argv[1], "curate filter")
+    print("held", flush=True)
+    time.sleep(60)
+""")
+
+
+def _holder(target: Path) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(target)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_second_live_run_is_refused_naming_the_first(tmp_path: Path) -> None:
+    out = tmp_path / "curated.jsonl"
+    proc = _holder(out)
+    try:
+        with pytest.raises(CurateError) as err:
+            acquire(out, "curate filter")
+        message = str(err.value)
+        assert f"is in use by pid {proc.pid} on " in message
+        assert message.endswith("(curate filter)")
+        assert str(out) in message
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_lock_released_on_exit_and_file_removed(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with output_lock(out, "curate export") as held:
+        info = json.loads(lock_path(out).read_text())
+        assert info["pid"] == os.getpid() and info["command"] == "curate export"
+        assert held.took_over is None
+    assert not lock_path(out).exists()
+    with output_lock(out, "curate export"):  # free again
+        pass
+
+
+def test_stale_lock_of_killed_process_is_taken_over_with_notice(tmp_path: Path) -> None:
+    out = tmp_path / "curated.jsonl"
+    proc = _holder(out)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert lock_path(out).exists()  # kill -9 left the file behind
+    notices: list[str] = []
+    with output_lock(out, "curate filter", notice=notices.append) as held:
+        assert held.took_over["pid"] == proc.pid
+    assert len(notices) == 1 and f"pid {proc.pid}" in notices[0] and "is gone" in notices[0]
+
+
+def test_many_racers_exactly_one_wins(tmp_path: Path) -> None:
+    out = tmp_path / "curated.jsonl"
+    code = textwrap.dedent("""
+        import sys, time
+        from curate.errors import CurateError
+        from curate.runs.lock import acquire
+        time.sleep(float(sys.argv[2]) - time.time())
+        try:
+            held = acquire(sys.argv[1], "race")
+        except CurateError:
+            print("lost"); sys.exit(0)
+        print("won", flush=True); time.sleep(1.5)
+    """)
+    start = time.time() + 1.0
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(out), str(start)], stdout=subprocess.PIPE, text=True)
+             for _ in range(6)]
+    results = [p.communicate(timeout=30)[0].strip() for p in procs]
+    assert sorted(results) == ["lost"] * 5 + ["won"]
+
+
+def test_check_writable(tmp_path: Path) -> None:
+    assert check_writable(tmp_path / "new" / "deeper" / "out.jsonl") == tmp_path / "new" / "deeper"
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(CurateError, match="not a folder"):
+        check_writable(blocker / "out.jsonl")
+    with pytest.raises(CurateError, match="is a folder"):
+        check_writable(tmp_path)
+    with pytest.raises(CurateError, match="not a folder"):
+        check_writable(blocker, folder=True)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through mode bits; the CLI tests cover root via setuid")
+def test_check_writable_read_only_folder(tmp_path: Path) -> None:
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        with pytest.raises(CurateError, match="not writable"):
+            check_writable(ro / "out.jsonl")
+    finally:
+        ro.chmod(0o755)
