@@ -30,6 +30,7 @@ from typing import Any
 import polars as pl
 
 from curate.errors import CurateError
+from generators import instruction_rules as si  # the one definition of Self-Instruct's rules
 
 # name: (default, documentation). Written, resolved, into filter_config.yaml.
 THRESHOLDS: dict[str, tuple[Any, str]] = {
@@ -57,10 +58,9 @@ THRESHOLDS: dict[str, tuple[Any, str]] = {
     "min_stopword_fraction": (0.06, "latin-script languages: share of response words that are the "
                                     "language's stopwords, below which the response is `wrong_language`"),
     "min_script_fraction": (0.3, "other languages: share of letters in the language's script"),
-    "instruction_min_words": (4, "Self-Instruct: instructions need more than 3 words"),
-    "instruction_max_words": (150, "Self-Instruct: and at most 150"),
-    "blacklist": (["image", "images", "graph", "graphs", "picture", "pictures", "file", "files", "map", "maps",
-                   "draw", "plot", "go to"],
+    "instruction_min_words": (si.MIN_WORDS + 1, f"Self-Instruct: instructions need more than {si.MIN_WORDS} words"),
+    "instruction_max_words": (si.MAX_WORDS, f"Self-Instruct: and at most {si.MAX_WORDS}"),
+    "blacklist": (list(si.SELF_INSTRUCT_BLACKLIST),
                   "Self-Instruct: an instruction containing one of these (whole word, any case) is dropped"),
 }
 
@@ -135,8 +135,7 @@ def _first_phrase(expr: pl.Expr, phrases: tuple[str, ...] | list[str]) -> pl.Exp
 
 
 def _blacklist_regex(t: Thresholds) -> str:
-    words = [_escape(w).replace(r"\ ", r"\s+") for w in t["blacklist"]]
-    return r"(?i)\b(" + "|".join(words) + r")\b"
+    return si.blacklist_pattern(t["blacklist"])
 
 
 def _language_score(t: Thresholds) -> pl.Expr:
@@ -240,13 +239,13 @@ _register("blacklisted_keyword", "Self-Instruct: instruction mentions something 
           lambda t: pl.col("instruction").str.contains(_blacklist_regex(t)),
           lambda t: _fmt("mentions '{}'", pl.col("instruction").str.extract(_blacklist_regex(t), 1).str.to_lowercase()))
 _register("write_a_program", "Self-Instruct: instruction starts with 'Write a program'",
-          lambda t: pl.col("instruction").str.strip_chars_start().str.to_lowercase().str.starts_with("write a program"),
+          lambda t: pl.col("instruction").str.strip_chars_start().str.to_lowercase().str.starts_with(si.WRITE_A_PROGRAM),
           lambda t: pl.lit("starts with 'Write a program'"))
 _register("starts_with_punctuation", "Self-Instruct: instruction starts with punctuation",
-          lambda t: pl.col("instruction").str.strip_chars_start().str.contains(r"^\p{P}"),
+          lambda t: pl.col("instruction").str.strip_chars_start().str.contains(si.PUNCTUATION_START),
           lambda t: _fmt("starts with '{}'", pl.col("instruction").str.strip_chars_start().str.slice(0, 1)))
 _register("starts_with_non_ascii", "Self-Instruct: instruction starts with a non-ASCII character",
-          lambda t: pl.col("instruction").str.strip_chars_start().str.contains(r"^[^\x00-\x7F]"),
+          lambda t: pl.col("instruction").str.strip_chars_start().str.contains(si.NON_ASCII_START),
           lambda t: _fmt("starts with '{}'", pl.col("instruction").str.strip_chars_start().str.slice(0, 1)))
 _register("empty_output", "Self-Instruct: the output is empty",
           lambda t: pl.col("response").str.strip_chars() == "", lambda t: pl.lit("output is empty"))

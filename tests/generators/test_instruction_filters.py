@@ -27,7 +27,10 @@ from generators.instruction_rules import (
     ("Explain what mapping means in mathematics", None),   # whole words only
     ("Describe a graphic novel you like", None),
     ("Write a program that prints the primes", "write_a_program"),
-    ("write a program that prints the primes", None),      # the published rule is case-sensitive
+    ("write a program that prints the primes", "write_a_program"),  # published: tested after capitalize()
+    ("WRITE A PROGRAM that prints the primes", "write_a_program"),
+    ("$5 is what this costs, explain why", "starts_with_punctuation"),  # string.punctuation, not only \p{P}
+    ("~ Tilde first, then four words", "starts_with_punctuation"),
     ("- List four colours of the rainbow", "starts_with_punctuation"),
     ("\"Quote\" this sentence back to me", "starts_with_punctuation"),
     ("Éxplain the French word café to me", "starts_with_non_ascii"),
@@ -71,3 +74,28 @@ def test_same_input_different_output_is_a_conflict():
 
 def test_dedupe_keeps_first_occurrences_in_order():
     assert dedupe_instances([("a", "1"), ("b", "2"), ("a", "1")]) == [("a", "1"), ("b", "2")]
+
+
+AGREEMENT = [
+    "Describe the image in detail please", "Explain how to go  to the station", "Plot the data you are given",
+    "Write a program that prints the primes", "WRITE A PROGRAM that prints primes", "write a program to sort",
+    "- List four colours of the rainbow", "$5 is what this costs, explain why", "~ Tilde first, then four words",
+    "Éxplain the French word café to me", "«Quote» this sentence back to me", "Too short here",
+    " ".join(["word"] * 151), "Explain what mapping means in mathematics", "Write a poem about the first snow",
+    "Suggest a name for a new bakery", "Open the attached FILE and count lines",
+]
+
+
+def test_filter_preset_makes_the_same_decisions():
+    """curate.filtering's self-instruct preset and generation read the one definition: same verdicts."""
+    import polars as pl
+
+    from curate.filtering.rules import apply_filters, resolve_filters, resolve_thresholds
+
+    names = [n for n in resolve_filters("self-instruct") if n.startswith(("instruction", "blacklisted", "write_a",
+                                                                            "starts_with"))]
+    frame = pl.DataFrame({"row": list(range(len(AGREEMENT))), "instruction": AGREEMENT,
+                          "response": ["ok"] * len(AGREEMENT), "input": [""] * len(AGREEMENT)})
+    reasons = apply_filters(frame, names, resolve_thresholds())["reason"].to_list()
+    mapping = {"instruction_too_short": "too_short", "instruction_too_long": "too_long"}
+    assert [mapping.get(r, r) for r in reasons] == [instruction_reject_reason(i) for i in AGREEMENT]
