@@ -6,7 +6,7 @@ import click
 
 
 @click.command("generate", short_help="Generate instruction data with Self-Instruct from seed tasks.")
-@click.option("--seeds", default="seeds/", show_default=True, type=click.Path(), help="Seed file or folder of .jsonl files.")
+@click.option("--seeds", type=click.Path(), help="Seed file or folder of .jsonl files [default: the bundled seed tasks].")
 @click.option("--out", "-o", default="generated.jsonl", show_default=True, type=click.Path(dir_okay=False),
               help="Records to append to; errors.jsonl, rejected_candidates.jsonl, manifest.json go beside it.")
 @click.option("--preset", type=click.Choice(["self-instruct", "alpaca"]), help="Algorithm preset [default: self-instruct].")
@@ -34,6 +34,9 @@ def command(seeds, out, preset, engine, teacher, base_url, num_instructions, see
     """Generate instruction-following records from SEEDS with Self-Instruct; resumable (rerun the same command)."""
     from generators.config import build_config
     from generators.run import generate_with_engine, summary_lines
+    from generators.seeds import default_seeds_path
+
+    seeds = seeds if seeds is not None else str(default_seeds_path())
 
     config = build_config(config_path, preset=preset, num_instructions=num_instructions, seed=seed,
                           request_batch_size=request_batch_size, prompt_style=prompt_style, price_in=price_in,

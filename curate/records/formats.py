@@ -9,7 +9,7 @@ the record has no place for (a source's own id, extra keys) are kept in ``meta``
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from curate.errors import CurateError, RecordError
@@ -137,31 +137,62 @@ ALPACA = Format(
 _SEED_KEYS = {"instruction", "instances", "is_classification", "name"}
 
 
-def _seed_to_record(row: Row) -> Record:
+@dataclass
+class SeedTask:
+    """One Self-Instruct seed task (yizhongw/self-instruct ``data/seed_tasks.jsonl``)."""
+
+    id: str | None
+    instruction: str
+    instances: list[dict[str, str]]
+    is_classification: bool = False
+    name: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_seed_task(row: Any) -> SeedTask:
+    """The one seed-task schema check (``curate import`` and ``curate generate --seeds`` use it).
+
+    ``instruction`` is a non-empty string; ``instances`` a non-empty list of ``{input, output}``
+    (input optional); ``is_classification`` a bool; ``id`` and ``name`` optional. Raises
+    :class:`RecordError` naming the field.
+    """
     row = _require_object(row)
     instruction = _require_str(row, "instruction")
+    if not instruction.strip():
+        raise RecordError("instruction", "expected a non-empty string")
     instances = row.get("instances")
     if not isinstance(instances, list):
         raise RecordError("instances", "missing" if instances is None else "expected a list")
     if not instances:
         raise RecordError("instances", "is empty")
+    clean = []
     for i, instance in enumerate(instances):
         if not isinstance(instance, dict):
             raise RecordError(f"instances[{i}]", "expected an object")
-        _require_str(instance, "input", optional=True)
         try:
-            _require_str(instance, "output")
+            clean.append({"input": _require_str(instance, "input", optional=True),
+                          "output": _require_str(instance, "output")})
         except RecordError as err:
             raise RecordError(f"instances[{i}].{err.field}", err.reason) from None
     if "is_classification" in row and not isinstance(row["is_classification"], bool):
         raise RecordError("is_classification", "expected true or false")
-    first = instances[0]
+    seed_id = row.get("id")
+    if seed_id is not None and not isinstance(seed_id, (str, int)):
+        raise RecordError("id", "expected a string")
+    extra = {k: v for k, v in row.items() if k not in _SEED_KEYS and k != "id"}
+    return SeedTask(None if seed_id is None else str(seed_id), instruction.strip(), clean,
+                    row.get("is_classification", False), str(row.get("name", "")), extra)
+
+
+def _seed_to_record(row: Row) -> Record:
+    task = parse_seed_task(row)
+    first = row["instances"][0]
     meta = _provenance(row, _SEED_KEYS, "self-instruct-seed")
-    meta.update(instruction=instruction, input=first.get("input") or "", instances=instances)
+    meta.update(instruction=row["instruction"], input=first.get("input") or "", instances=row["instances"])
     for key in ("is_classification", "name"):
         if key in row:
             meta[key] = row[key]
-    messages = [{"role": "user", "content": _join(instruction, first.get("input") or "")},
+    messages = [{"role": "user", "content": _join(row["instruction"], task.instances[0]["input"])},
                 {"role": "assistant", "content": first["output"]}]
     return make_record(messages, meta)
 

@@ -1,14 +1,11 @@
-"""Config presets, YAML overrides, flag precedence and errors; seed loading."""
+"""Config presets, YAML overrides, flag precedence and errors (seed loading: test_seeds.py)."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from curate.errors import CurateError, InputError
+from curate.errors import CurateError
 from generators.config import build_config
-from generators.seeds import load_seeds, seeds_hash
 
 
 def test_presets_have_the_published_constants():
@@ -45,39 +42,3 @@ def test_config_errors_name_the_field(tmp_path):
         build_config(path)
 
 
-def test_seeds_from_a_folder_in_name_order_with_defaults(tmp_path):
-    folder = tmp_path / "seeds"
-    folder.mkdir()
-    (folder / "b.jsonl").write_text(json.dumps({"instruction": "Second file task", "instances": []}) + "\n")
-    (folder / "a.jsonl").write_text(json.dumps({"id": "x1", "instruction": "First", "is_classification": True,
-                                                "instances": [{"input": "i", "output": "o"}]}) + "\n")
-    (folder / "notes.txt").write_text("ignored")
-    seeds = load_seeds(folder)
-    assert [(s.id, s.instruction, s.is_classification) for s in seeds] == [("x1", "First", True),
-                                                                           ("b-1", "Second file task", False)]
-    digest = seeds_hash(folder)
-    (folder / "notes.txt").write_text("changed")
-    assert seeds_hash(folder) == digest
-    (folder / "b.jsonl").write_text(json.dumps({"instruction": "Changed", "instances": []}) + "\n")
-    assert seeds_hash(folder) != digest
-
-
-@pytest.mark.parametrize("row, field", [
-    ({"instances": []}, "instruction"),
-    ({"instruction": "x", "instances": {"input": ""}}, "instances"),
-    ({"instruction": "x", "instances": [{"input": 1, "output": ""}]}, "instances[0].input"),
-    ({"instruction": "x", "instances": [], "is_classification": "yes"}, "is_classification"),
-])
-def test_bad_seed_rows(tmp_path, row, field):
-    path = tmp_path / "s.jsonl"
-    path.write_text(json.dumps({"instruction": "ok", "instances": []}) + "\n" + json.dumps(row) + "\n")
-    with pytest.raises(InputError) as err:
-        load_seeds(path)
-    assert (err.value.line, err.value.field) == (2, field)
-
-
-def test_duplicate_seed_ids_across_files(tmp_path):
-    (tmp_path / "a.jsonl").write_text(json.dumps({"id": "s", "instruction": "A", "instances": []}) + "\n")
-    (tmp_path / "b.jsonl").write_text(json.dumps({"id": "s", "instruction": "B", "instances": []}) + "\n")
-    with pytest.raises(InputError, match="duplicate seed id 's'"):
-        load_seeds(tmp_path)
