@@ -31,14 +31,15 @@ from curate import __version__
 from curate.errors import CurateError
 from curate.records import validate_record
 from curate.records.jsonl import AppendLog, write_json, write_jsonl
+from curate.runs import names
 from generators.config import GenerateConfig
 from generators.engines.base import Engine
 from generators.seeds import load_seeds, seeds_hash
 from generators.self_instruct import SelfInstruct
 
-ERRORS_FILE = "errors.jsonl"
-REJECTED_FILE = "rejected_candidates.jsonl"
-MANIFEST_FILE = "manifest.json"
+ERRORS_FILE = names.GENERATE_ERRORS
+REJECTED_FILE = names.REJECTED_CANDIDATES
+MANIFEST_FILE = names.MANIFEST
 
 
 @dataclass
@@ -50,8 +51,8 @@ class Paths:
 
     @classmethod
     def beside(cls, out: str | Path) -> Paths:
-        out = Path(out)
-        return cls(out, out.parent / ERRORS_FILE, out.parent / REJECTED_FILE, out.parent / MANIFEST_FILE)
+        paths = names.generate_paths(out)
+        return cls(paths.out, paths.errors, paths.rejected, paths.manifest)
 
 
 @dataclass

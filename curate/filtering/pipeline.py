@@ -39,6 +39,7 @@ from curate.errors import CurateError
 from curate.filtering import rules as ff
 from curate.filtering.dedup import minhash as dd
 from curate.records.jsonl import Quarantine, atomic_writer, dumps, iter_json_rows, read_records
+from curate.runs import names
 
 STAGES = ("filter", "decontaminate", "exact_dedup", "near_dedup")
 
@@ -335,12 +336,7 @@ class FilterResult:
 
 def output_paths(out: str | os.PathLike[str]) -> dict[str, Path]:
     """curated.jsonl -> rejected.jsonl, filter_report.json, filter_config.yaml beside it (else stem-prefixed)."""
-    out = Path(out)
-    stem = out.name.removesuffix(".gz").removesuffix(".jsonl").removesuffix(".json")
-    prefix = "" if stem == "curated" else f"{stem}."
-    return {"curated": out, "rejected": out.with_name(f"{prefix}rejected.jsonl"),
-            "report": out.with_name(f"{prefix}filter_report.json"),
-            "config": out.with_name(f"{prefix}filter_config.yaml")}
+    return names.filter_paths(out).as_dict()
 
 
 def run_filter(
@@ -352,8 +348,6 @@ def run_filter(
     progress: bool = False,
 ) -> FilterResult:
     """Filter and dedup ``source`` into ``out`` and its siblings; see the module docstring."""
-    from curate.records.convert import default_quarantine_path
-
     started = time.perf_counter()
     timer = Timer()
     paths = output_paths(out)
@@ -367,7 +361,7 @@ def run_filter(
             eval_sets = [load_eval_set(p, cfg.decontam_ngram) for p in cfg.decontaminate]
         timer.seconds["decontaminate"] += timer.seconds["decontaminate_load"]
     _remove_stale_temps(paths)
-    side = Path(quarantine_path) if quarantine_path else default_quarantine_path(out)
+    side = Path(quarantine_path) if quarantine_path else names.quarantine_path(out)
     quarantine = Quarantine(side) if skip_invalid else None
     state = DedupState()
     columns = Columns(cfg)
