@@ -5,6 +5,9 @@
     with output_lock(out, "curate filter"):          # second live run: CurateError, exit 2
         ...write outputs...
 
+    @locks_output("out", "curate filter")            # the same two, as one line on a stage function
+    def run_filter(source, out, cfg): ...
+
 The lock is a small file beside the output, ``.NAME.lock`` (``NAME`` is the output file or
 folder's name), holding JSON: pid, host, command, start time. It sits *beside* the output
 rather than inside it so that folder outputs can be swapped in by rename without moving
@@ -24,6 +27,8 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import errno
+import functools
+import inspect
 import json
 import os
 import socket
@@ -31,7 +36,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from curate.errors import CurateError
 
@@ -39,6 +44,8 @@ try:  # not on Windows
     import fcntl
 except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def lock_path(target: str | os.PathLike[str]) -> Path:
@@ -202,6 +209,29 @@ def output_lock(target: str | os.PathLike[str], command: str,
         yield held
     finally:
         held.release()
+
+
+def locks_output(param: str, command: str, *, folder: bool = False) -> Callable[[F], F]:
+    """Decorator for a stage's library function: check that its output argument ``param`` is
+    writable, then hold :func:`output_lock` on it while the function runs::
+
+        @locks_output("out", "curate filter")
+        def run_filter(source, out, cfg, ...): ...
+    """
+
+    def wrap(fn: F) -> F:
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            target = signature.bind(*args, **kwargs).arguments[param]
+            check_writable(target, folder=folder)
+            with output_lock(target, command):
+                return fn(*args, **kwargs)
+
+        return inner  # type: ignore[return-value]
+
+    return wrap
 
 
 def check_writable(target: str | os.PathLike[str], *, folder: bool = False) -> Path:

@@ -111,3 +111,18 @@ def test_check_writable_read_only_folder(tmp_path: Path) -> None:
             check_writable(ro / "out.jsonl")
     finally:
         ro.chmod(0o755)
+
+
+def test_locks_output_decorator(tmp_path: Path) -> None:
+    from curate.runs.lock import locks_output
+
+    @locks_output("out", "curate thing")
+    def stage(source: str, out: Path) -> bool:
+        return lock_path(out).exists()
+
+    assert stage("in", tmp_path / "o.jsonl") is True
+    assert not lock_path(tmp_path / "o.jsonl").exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(CurateError, match="not a folder"):
+        stage("in", out=blocker / "o.jsonl")
