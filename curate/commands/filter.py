@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import click
 
-# kept in step with curate.filtering.dedup.minhash / curate.filtering.rules by tests/filter/test_filter_cli.py; written out here so
-# that `curate --help` does not import polars
+# kept in step with curate.filtering.dedup.config / curate.filtering.rules by tests/filter/test_filter_cli.py; written
+# out here so that `curate --help` does not import polars
 PRESETS = ("sft", "self-instruct", "none")
-ENGINES = ("oph", "rensa", "numpy", "polars", "datasketch")
+ENGINES = ("oph", "datasketch")
+DEDUP_ON = ("prompt", "response", "both", "pair")
 KEEP_POLICIES = ("first", "longest", "best-score")
 VERIFY_MODES = ("none", "signature", "exact")
 
@@ -32,15 +33,23 @@ VERIFY_MODES = ("none", "signature", "exact")
 @click.option("--rows", type=int, help="Rows per LSH band (with --bands)")
 @click.option("--keep", type=click.Choice(KEEP_POLICIES), help="Which duplicate survives  [default: first]")
 @click.option("--score-key", help="scores field for --keep best-score  [default: first one found]")
-@click.option("--dedup-on", type=click.Choice(["prompt", "response", "both"]), help="Text compared for dedup  [default: both]")
+@click.option("--dedup-on", type=click.Choice(DEDUP_ON),
+              help="Text compared: prompt | response | both (one text) | pair (prompt similar AND response similar)"
+                   "  [default: both]")
+@click.option("--response-threshold", type=float, help="--dedup-on pair: Jaccard of the responses  [default: --threshold]")
 @click.option("--multi-turn", type=click.Choice(["first-user", "all"]), help="Turns compared  [default: all]")
 @click.option("--verify", type=click.Choice(VERIFY_MODES), help="Check candidate pairs  [default: signature]")
 @click.option("--clustering", type=click.Choice(["greedy", "components"]),
               help="greedy: drop rows matching a kept row; components: merge chains  [default: greedy]")
-@click.option("--minhash-engine", "engine", type=click.Choice(ENGINES), help="MinHash implementation  [default: oph]")
+@click.option("--minhash-engine", "engine", type=click.Choice(ENGINES), help="MinHash: oph, or datasketch's own hashing  [default: oph]")
 @click.option("--seed", type=int, help="Hash seed  [default: 1]")
 @click.option("--trust-ids", "check_ids", flag_value=False, default=None,
               help="Do not re-hash messages to check ids (faster on big trusted files; schema still checked).")
+@click.option("--strip-special-tokens", is_flag=True, default=None,
+              help="Remove a trailing chat-template special token ('<|endoftext|>', ...) from each answer instead "
+                   "of rejecting the row.")
+@click.option("--pii", type=click.Choice(["reject", "mask"]),
+              help="Personal data (e-mail, phone, IP, card numbers, API keys): reject the row or mask it.")
 @click.option("--skip-invalid", is_flag=True, help="Quarantine malformed rows instead of stopping.")
 @click.option("--quarantine", type=click.Path(dir_okay=False), help="[default: OUT's name + .invalid.jsonl]")
 def command(source: str, out: str, config_path: str | None, skip_invalid: bool, quarantine: str | None,
@@ -52,7 +61,8 @@ def command(source: str, out: str, config_path: str | None, skip_invalid: bool, 
     """
     from rich.console import Console
 
-    from curate.filtering.pipeline import load_config, run_filter, summary_table
+    from curate.filtering.console import summary_table
+    from curate.filtering.pipeline import load_config, run_filter
 
     for name in ("decontaminate", "against"):
         flags[name] = list(flags[name]) or None  # type: ignore[call-overload]

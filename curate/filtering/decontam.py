@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from curate.filtering.dedup.minhash import DedupConfig, normalized_words, word_ngram_hashes, words
+from curate.filtering.dedup.config import DedupConfig
+from curate.filtering.dedup.shingles import normalized_words, word_ngram_hashes, words
 from curate.records import assistant_text, user_text
 
 _SEED = 13

@@ -30,6 +30,7 @@ from typing import Any
 import polars as pl
 
 from curate.errors import CurateError
+from curate.filtering import hazards
 from generators import instruction_rules as si  # the one definition of Self-Instruct's rules
 
 # name: (default, documentation). Written, resolved, into filter_config.yaml.
@@ -60,6 +61,8 @@ THRESHOLDS: dict[str, tuple[Any, str]] = {
     "min_script_fraction": (0.3, "other languages: share of letters in the language's script"),
     "instruction_min_words": (si.MIN_WORDS + 1, f"Self-Instruct: instructions need more than {si.MIN_WORDS} words"),
     "instruction_max_words": (si.MAX_WORDS, f"Self-Instruct: and at most {si.MAX_WORDS}"),
+    "extra_special_tokens": ([], "more special-token strings for `special_token_text` (e.g. the training "
+                                 "tokenizer's own specials)"),
     "blacklist": (list(si.SELF_INSTRUCT_BLACKLIST),
                   "Self-Instruct: an instruction containing one of these (whole word, any case) is dropped"),
 }
@@ -258,6 +261,20 @@ _register("ends_with_colon", "Self-Instruct: the instance input or output ends w
           | pl.col("response").str.strip_chars_end().str.ends_with(":"),
           lambda t: pl.lit("input or output ends with ':'"))
 
+_register("special_token_text", "a chat-template special token written as text ('<|endoftext|>', '<|im_end|>', "
+          "'</s>', '[INST]', ...) in a prompt or response; --strip-special-tokens removes a trailing one first",
+          lambda t: pl.concat_str("prompt", "response", separator="\n").str.contains(
+              hazards.special_token_regex(t["extra_special_tokens"])),
+          lambda t: _fmt("contains '{}'", pl.concat_str("prompt", "response", separator="\n").str.extract(
+              hazards.special_token_regex(t["extra_special_tokens"]), 1)))
+_register("role_order", "roles out of order: not (system?) then user/assistant exchanges ending on an assistant turn "
+          "(assistant first, two user turns in a row, ending on a user turn, ...)",
+          lambda t: pl.col("roles").str.contains(hazards.ROLE_ORDER).not_(),
+          lambda t: _fmt("role sequence {} (s=system u=user a=assistant t=tool)", pl.col("roles")))
+_register("pii", "personal data in a prompt or response: e-mail, phone, IP address, credit-card-like number, "
+          "API-key-like string (optional: --pii reject | mask)",
+          lambda t: pl.col("pii").is_not_null(), lambda t: _fmt("contains {}", pl.col("pii")))
+
 # which word counts each filter reads (add_features counts only those)
 _SOURCES: dict[str, str] = {
     "prompt_too_short": '_words("prompt")', "prompt_too_long": '_words("prompt")',
@@ -265,7 +282,7 @@ _SOURCES: dict[str, str] = {
 }
 
 PRESETS: dict[str, list[str]] = {
-    "sft": ["empty_turn", "truncated", "response_equals_prompt", "boilerplate", "refusal", "prompt_too_short",
+    "sft": ["empty_turn", "role_order", "special_token_text", "truncated", "response_equals_prompt", "boilerplate", "refusal", "prompt_too_short",
             "prompt_too_long", "response_too_short", "response_too_long", "response_too_long_tokens",
             "too_many_tokens", "duplicate_lines", "repeated_2gram", "repeated_3gram", "repeated_4gram", "non_text",
             "wrong_language"],
@@ -313,6 +330,8 @@ def add_features(frame: pl.DataFrame, t: Thresholds, names: list[str]) -> pl.Dat
             (pl.col("response").str.count_matches(r"[^\p{L}\p{N}\p{P}\s]") / pl.col("response").str.len_chars())
             .fill_nan(0.0).fill_null(0.0).alias("non_text_fraction"),
         ]
+    if "pii" in names and "pii" not in frame.columns:
+        columns.append(hazards.pii_expr().alias("pii"))
     frame = frame.with_columns(columns)
     if "response_equals_prompt" in names:
         # normalizing every long prompt is costly: compare only rows whose lengths are close

@@ -13,6 +13,7 @@ import gzip
 import json
 import os
 import tempfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -25,6 +26,17 @@ def _open_binary(path: Path) -> IO[bytes]:
     if path.suffix == ".gz":
         return gzip.open(path, "rb")
     return path.open("rb")
+
+
+def open_binary(path: str | os.PathLike[str]) -> IO[bytes]:
+    """The file's bytes, gunzipped when it ends in .gz."""
+    return _open_binary(Path(path))
+
+
+def is_json_array(path: str | os.PathLike[str]) -> bool:
+    """Whether the file (maybe gzipped) holds one JSON array rather than JSON Lines."""
+    with _open_binary(Path(path)) as handle:
+        return _peek_first_char(handle) == b"["
 
 
 def _decode(raw: bytes, path: Path, line_no: int) -> str:
@@ -43,6 +55,7 @@ def iter_json_rows(path: str | os.PathLike[str]) -> Iterator[tuple[int, Any]]:
     non-UTF-8 byte or malformed JSON raises InputError with the line number.
     """
     path = Path(path)
+    line_no = 0
     if not path.exists():
         raise InputError(str(path), None, None, "no such file")
     if path.is_dir():
@@ -63,13 +76,15 @@ def iter_json_rows(path: str | os.PathLike[str]) -> Iterator[tuple[int, Any]]:
                 try:
                     value = json.loads(text)
                 except json.JSONDecodeError as err:
-                    raise InputError(str(path), line_no, None, f"malformed JSON ({err.msg} at column {err.colno})") from None
+                    raise InputError(str(path), line_no, None, f"malformed JSON at column {err.colno}: {err.msg}") from None
                 seen = True
                 yield line_no, value
             if not seen:
                 raise InputError(str(path), None, None, "is empty")
-    except (gzip.BadGzipFile, EOFError) as err:
-        raise InputError(str(path), None, None, f"not a readable gzip file ({err})") from None
+    except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+        # a truncated .gz fails after the last complete line: say where, so the user knows how much is intact
+        where = f"after line {line_no}" if line_no else "at the start"
+        raise InputError(str(path), None, None, f"not a readable gzip file: the data ends or breaks {where} ({err})") from None
 
 
 def _peek_first_char(handle: IO[bytes]) -> bytes | None:
@@ -109,7 +124,7 @@ def _iter_json_array(path: Path, raw: bytes) -> Iterator[tuple[int, Any]]:
         try:
             value, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as err:
-            raise InputError(str(path), err.lineno, None, f"malformed JSON ({err.msg} at column {err.colno})") from None
+            raise InputError(str(path), err.lineno, None, f"malformed JSON at column {err.colno}: {err.msg}") from None
         yield line_at(pos), value
         pos = skip_ws(end)
         if pos < length and text[pos] == ",":
@@ -205,7 +220,7 @@ def _resume_after(path: str | os.PathLike[str], bad_line: int) -> Iterator[tuple
             try:
                 yield line_no, json.loads(text)
             except json.JSONDecodeError as err:
-                raise InputError(str(path), line_no, None, f"malformed JSON ({err.msg} at column {err.colno})") from None
+                raise InputError(str(path), line_no, None, f"malformed JSON at column {err.colno}: {err.msg}") from None
 
 
 def read_records(

@@ -194,9 +194,9 @@ def test_interrupted_write_leaves_previous_outputs(tmp_path, data, monkeypatch):
     out = tmp_path / "curated.jsonl"
     assert run([path, "--out", out]).exit_code == 0
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    import curate.filtering.pipeline as fp
+    import curate.filtering.outputs as fp
 
-    real = fp._source_rows
+    real = fp.source_rows
 
     def dying(source):
         for n, row in enumerate(real(source)):
@@ -204,7 +204,7 @@ def test_interrupted_write_leaves_previous_outputs(tmp_path, data, monkeypatch):
                 raise KeyboardInterrupt  # Ctrl-C halfway through writing the outputs
             yield row
 
-    monkeypatch.setattr(fp, "_source_rows", dying)
+    monkeypatch.setattr(fp, "source_rows", dying)
     result = run([path, "--out", out, "--threshold", "0.3"])
     assert isinstance(result.exception, KeyboardInterrupt) or result.exit_code != 0
     after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
@@ -238,9 +238,10 @@ def test_keep_best_score_uses_the_named_score(tmp_path):
 def test_command_choices_match_the_library():
     from curate.commands import filter as command
     from curate.filtering import rules as filters
-    from curate.filtering.dedup import minhash as dedup
+    from curate.filtering.dedup import config as dedup
 
     assert tuple(filters.PRESETS) == command.PRESETS
+    assert command.DEDUP_ON == dedup.DEDUP_ON
     assert command.ENGINES == dedup.ENGINES
     assert command.KEEP_POLICIES == dedup.KEEP_POLICIES
     assert command.VERIFY_MODES == dedup.VERIFY_MODES

@@ -8,7 +8,8 @@ from filter_data import record
 
 from curate.errors import CurateError
 from curate.filtering import rules as ff
-from curate.filtering.pipeline import Columns, FilterConfig
+from curate.filtering.extract import Columns
+from curate.filtering.settings import FilterConfig
 
 
 def frame_of(records: list[dict], preset: str = "sft") -> pl.DataFrame:
