@@ -197,6 +197,10 @@ def build_report(source: str | os.PathLike[str], paths: dict[str, Path], cfg: Fi
                     "pii_masked": int(rows["pii_masked"].sum())},
     }
     report["reconciles"] = n_in == kept + report["rejected"]
+    if cfg.pii is not None:
+        kinds = rows.select(pl.col("pii").str.split(",").explode().drop_nulls().value_counts(sort=True))
+        report["pii"] = {"action": cfg.pii, "rows": int(rows["pii"].is_not_null().sum()),
+                         "rows_by_kind": {r["pii"]: int(r["count"]) for r in kinds.unnest("pii").to_dicts()}}
     if run["eval_sets"]:
         report["decontaminate"] = [{"path": e.path, "rows": e.rows, "ngram": e.ngram} for e in run["eval_sets"]]
     report.update(_dedup_section(cfg, run))

@@ -169,3 +169,52 @@ def test_config_errors_name_the_flag():
         DedupConfig(bands=20, rows=10, num_perm=128)
     with pytest.raises(CurateError, match="power-of-two"):
         DedupConfig(num_perm=100, engine="oph")
+
+
+@pytest.mark.parametrize("threshold", [0.3, 0.5, 0.7, 0.85])
+@pytest.mark.parametrize("num_perm", [64, 128, 256])
+def test_own_band_optimiser_matches_datasketch(threshold, num_perm):
+    from datasketch.lsh import _optimal_param
+
+    assert config.optimal_bands(threshold, num_perm) == _optimal_param(threshold, num_perm, 0.5, 0.5)
+    b, r = config.optimal_bands(threshold, num_perm)
+    assert abs(config.s_curve_threshold(b, r) - threshold) < 0.15
+
+
+def pair_frame(prompts, responses):
+    return pl.DataFrame({"prompt": prompts, "response": responses})
+
+
+def pair_dropped(prompts, responses, **kw):
+    cfg = DedupConfig(dedup_on="pair", threshold=0.5, ngram=3, **kw)
+    n = len(prompts)
+    feats = steps.features(cfg, pair_frame(prompts, responses), pl.Series([True] * n))
+    nodes = pl.DataFrame({"node": np.arange(n, dtype=np.int64), "exact_key": feats.exact_key,
+                          "anchor": [False] * n, "length": [1] * n, "score": [None] * n},
+                         schema_overrides={"score": pl.Float64})
+    dups, _ = steps.decide(cfg, True, feats, nodes)
+    return dict(zip(dups["node"].to_list(), dups["rep"].to_list(), strict=True))
+
+
+def test_pair_keeps_every_question_on_one_passage_and_one_answer_per_question():
+    rng = random.Random(11)
+    passage = sentence(rng, 150)
+    questions = [sentence(rng, 8) for _ in range(6)]
+    answers = ["higher", "lower", "1860s", "increase", "decrease", sentence(rng, 30)]
+    prompts = [f"{passage}\n\nQuestion: {q}" for q in questions]
+    # six distinct tasks on one passage, then the last task again with a lightly edited answer,
+    # and the first one again with the same short answer
+    prompts += [prompts[5], prompts[0]]
+    responses = answers + [edit(answers[5], rng, 1), "Higher"]
+    assert pair_dropped(prompts, responses) == {6: 5, 7: 0}
+    both = DedupConfig(dedup_on="both", threshold=0.5, ngram=3)
+    texts = [f"{p}\n{r}" for p, r in zip(prompts, responses, strict=True)]
+    dropped, _ = run_near(texts, **{k: getattr(both, k) for k in ("threshold", "ngram")})
+    assert len(dropped) > 2  # one text over passage + answer: the shared passage merges distinct tasks
+
+
+def test_pair_short_answers_compare_exactly():
+    rng = random.Random(12)
+    prompt = sentence(rng, 60)
+    assert pair_dropped([prompt, prompt], ["increase", "decrease"]) == {}
+    assert pair_dropped([prompt, edit(prompt, rng, 1)], ["Increase.", "increase"]) == {1: 0}
