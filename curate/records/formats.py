@@ -45,9 +45,13 @@ def _require_object(row: Any) -> Mapping[str, Any]:
     return row
 
 
-def _provenance(row: Mapping[str, Any], known: set[str], source: str) -> dict[str, Any]:
-    """meta entries for what the record itself has no place for."""
-    meta: dict[str, Any] = {"source": source}
+def _provenance(row: Mapping[str, Any], known: set[str], fmt: str) -> dict[str, Any]:
+    """meta entries for what the record itself has no place for, and the format the row had.
+
+    Where the rows came from (``meta.source``: a file or dataset name) is the reader's to say
+    (``curate.records.sources``); the format is not the source.
+    """
+    meta: dict[str, Any] = {"format": fmt}
     if "id" in row:
         meta["source_id"] = row["id"]
     extra = {k: v for k, v in row.items() if k not in known and k != "id"}
@@ -187,7 +191,7 @@ def parse_seed_task(row: Any) -> SeedTask:
 def _seed_to_record(row: Row) -> Record:
     task = parse_seed_task(row)
     first = row["instances"][0]
-    meta = _provenance(row, _SEED_KEYS, "self-instruct-seed")
+    meta = _provenance(row, _SEED_KEYS, "self-instruct")
     meta.update(instruction=row["instruction"], input=first.get("input") or "", instances=row["instances"])
     for key in ("is_classification", "name"):
         if key in row:
@@ -347,7 +351,7 @@ def _messages_to_record(row: Row) -> Record:
         raise RecordError("meta", "expected an object")
     scores = row.get("scores")
     record = make_record(messages, {}, scores if isinstance(scores, dict) else None)
-    meta = {"source": "messages", **given_meta}
+    meta = {"format": "messages", **given_meta}
     if "id" in row and row["id"] != record["id"]:
         meta["source_id"] = row["id"]
     extra = {k: v for k, v in row.items() if k not in ("id", "messages", "meta", "scores")}
@@ -367,8 +371,8 @@ def _messages_from_record(record: Record) -> Row:
     messages = [{**m, **fields.get(str(i), {})} for i, m in enumerate(record["messages"])]
     row: Row = {"id": meta.pop("source_id", record["id"]), "messages": messages}
     extra = meta.pop("extra", {})
-    if meta.get("source") == "messages":
-        meta.pop("source")
+    if meta.get("format") == "messages":
+        meta.pop("format")
     if meta:
         row["meta"] = meta
     if "scores" in record:

@@ -72,13 +72,16 @@ def _write(path, rows, as_array=False):
 @pytest.mark.parametrize("suffix", [".jsonl", ".json"])
 def test_round_trip(tmp_path, name, suffix):
     source = _write(tmp_path / f"src{suffix}", SAMPLES[name], as_array=suffix == ".json")
-    first = import_file(source, tmp_path / "a.jsonl")
+    first = import_file(source, tmp_path / "a.jsonl", source_name="src")
     assert first.format == name
     assert first.records == len(SAMPLES[name])
     back = tmp_path / f"back{suffix}"
     assert export_file(tmp_path / "a.jsonl", back, name) == len(SAMPLES[name])
-    import_file(back, tmp_path / "b.jsonl", name)
+    import_file(back, tmp_path / "b.jsonl", name, source_name="src")
     assert (tmp_path / "a.jsonl").read_text() == (tmp_path / "b.jsonl").read_text()
+    meta = json.loads((tmp_path / "a.jsonl").read_text().splitlines()[0])["meta"]
+    if name != "messages":  # where the rows came from and the format they had are two fields
+        assert (meta["source"], meta["format"]) == ("src", name)
 
 
 def test_self_instruct_and_alpaca_rows_come_back_exactly(tmp_path):
