@@ -25,7 +25,8 @@ import yaml
 
 from curate.errors import CurateError
 from curate.lm.render import Rendered, chat_template_of, end_of_turn_token, render_records, template_hash
-from curate.records.jsonl import atomic_writer, read_records, write_json
+from curate.records.jsonl import atomic_writer, write_json
+from curate.records.sources import open_records
 from sft import config as cfg
 from sft.packing import BlockDiagonalCollator, plan_packing
 from sft.preflight import check_samples, check_template_saved
@@ -160,9 +161,9 @@ def train(
                        "explicitly in config.yaml, but check the run")
 
     # Data, rendering and preflight: all before the model is loaded, so mistakes fail in seconds.
-    records = list(read_records(data))
+    records = list(open_records(data))  # any container or format curate import reads
     if config.get("eval_file"):
-        train_records, eval_records = records, list(read_records(config["eval_file"]))
+        train_records, eval_records = records, list(open_records(config["eval_file"]))
     else:
         train_records, eval_records = split_eval(records, float(config["eval_split"]), int(sft_fields["seed"]))
     base = modeling.resolve_base(config["model"])

@@ -14,7 +14,7 @@ VERIFY_MODES = ("none", "signature", "exact")
 
 
 @click.command("filter", short_help="Filter and deduplicate records; every dropped row explained.")
-@click.argument("source", type=click.Path(dir_okay=False))
+@click.argument("source")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
               help="Kept rows; rejected.jsonl, filter_report.json and filter_config.yaml go beside it.")
 @click.option("--preset", type=click.Choice(PRESETS), help="Quality filters  [default: sft]")
@@ -54,7 +54,7 @@ VERIFY_MODES = ("none", "signature", "exact")
 @click.option("--quarantine", type=click.Path(dir_okay=False), help="[default: OUT's name + .invalid.jsonl]")
 def command(source: str, out: str, config_path: str | None, skip_invalid: bool, quarantine: str | None,
             **flags: object) -> None:
-    """Filter SOURCE (curate records, JSONL or JSON array, maybe .gz) into OUT.
+    """Filter SOURCE (curate records, or anything `curate import` reads: converted on the way in) into OUT.
 
     Stages: quality filters (--preset), decontamination, exact dedup, MinHash LSH near-dedup.
     Every dropped row goes to rejected.jsonl with its stage, reason and detail.
@@ -67,7 +67,10 @@ def command(source: str, out: str, config_path: str | None, skip_invalid: bool, 
     for name in ("decontaminate", "against"):
         flags[name] = list(flags[name]) or None  # type: ignore[call-overload]
     cfg = load_config(config_path, flags)
-    result = run_filter(source, out, cfg, skip_invalid, quarantine, progress=True)
+    from curate.records.sources import records_file
+
+    with records_file(source, say=lambda line: click.echo(line, err=True)) as path:  # Parquet, Arrow, hub ids, ...
+        result = run_filter(path, out, cfg, skip_invalid, quarantine, progress=True)
     Console(stderr=True).print(summary_table(result.report))
     click.echo(f"kept {result.report['kept']} of {result.report['in']} rows -> {out}; "
                f"rejected -> {result.paths['rejected']}; report -> {result.paths['report']}")

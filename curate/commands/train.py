@@ -6,7 +6,7 @@ import click
 
 
 @click.command("train", short_help="Train a LoRA/QLoRA adapter on curated records.")
-@click.argument("data", type=click.Path(dir_okay=False))
+@click.argument("data")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Run folder, e.g. runs/NAME.")
 @click.option("--model", help="Base model: 'bundled' (SmolLM2-135M-Instruct), a local folder or a hub id.")
 @click.option("--config", "recipe", help="Recipe YAML, or a shipped one by name: default, quick, demo, lora16, tutorial.")
@@ -24,7 +24,7 @@ import click
 @click.option("--merge", is_flag=True, help="Also write OUT/merged: the adapter merged into a bf16 base.")
 def command(data, out, model, recipe, assignments, eval_split, eval_file, max_steps, epochs, max_length,
             packing, strict, resume, overwrite, merge) -> None:
-    """Train on DATA (curated records JSONL); loss on assistant turns only. Ctrl-C saves a checkpoint."""
+    """Train on DATA (curated records, or anything `curate import` reads); loss on assistant turns only. Ctrl-C saves a checkpoint."""
     from sft.config import parse_set
     from sft.train import train
 

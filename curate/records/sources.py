@@ -23,16 +23,19 @@ file and row (Parquet, Arrow, hub: ``file:row N``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-from collections.abc import Iterator, Mapping
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from curate.errors import CurateError, InputError, RecordError
 from curate.records.formats import Format, detect_format, get_format
-from curate.records.jsonl import Quarantine, iter_json_rows, iter_valid
+from curate.records.jsonl import Quarantine, dumps, iter_json_rows, iter_valid
 from curate.records.schema import RECORD_KEYS, validate_record
 
 BATCH_ROWS = 1000
@@ -375,3 +378,31 @@ def is_records_file(source: str | os.PathLike[str]) -> bool:
         return True  # let the caller's own reader report the problem at its line
     return True
 
+
+
+@contextlib.contextmanager
+def records_file(source: str | os.PathLike[str], say: Callable[[str], None] | None = None,
+                 check_id: bool = True) -> Iterator[Path]:
+    """A curate-records JSONL path for ``source``: itself when it is one, else a converted temporary copy.
+
+    For commands whose fast path reads JSON Lines of records (filter keeps rows byte-identical);
+    anything else (Parquet, Arrow, a hub id, Alpaca JSON, ...) goes through :func:`open_records`
+    once, with the one-line notice passed to ``say``. The copy is removed afterwards.
+    """
+    if is_records_file(source):
+        yield Path(source)
+        return
+    stream = open_records(source, check_id=check_id)
+    if say is not None:
+        say(stream.notice() + " (`curate import` writes them to a file of their own)")
+    folder = Path(tempfile.mkdtemp(prefix="curate-in-"))
+    try:
+        path = folder / f"{stream.name.replace('/', '__')}.jsonl"
+        with path.open("w", encoding="utf-8") as handle:
+            for record in stream:
+                handle.write(dumps(record) + "\n")
+        if stream.count == 0:
+            raise InputError(str(source), None, None, "has no records")
+        yield path
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

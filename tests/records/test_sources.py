@@ -167,3 +167,17 @@ def test_weighted_mixture_is_deterministic_with_per_source_provenance(tmp_path: 
     assert everything.per_source == {"alpaca": 6, "chat": 4}
     result = runner.invoke(cli, ["import", str(a), "--weights", "1", "--out", str(tmp_path / "x.jsonl")])
     assert result.exit_code == 2 and "--weights applies to a mixture" in result.output
+
+
+def test_filter_reads_a_parquet_file_and_a_save_to_disk_folder_directly(tmp_path: Path) -> None:
+    import datasets
+
+    parquet = _parquet(tmp_path / "alpaca.parquet", ALPACA + ALPACA[:2])  # two exact duplicates
+    datasets.Dataset.from_list(ALPACA).save_to_disk(str(tmp_path / "arrow"))
+    for source in (parquet, tmp_path / "arrow"):
+        out = tmp_path / f"{source.stem}-kept.jsonl"
+        result = CliRunner().invoke(cli, ["filter", str(source), "--out", str(out), "--preset", "none"])
+        assert result.exit_code == 0, result.output
+        assert "format: alpaca (detected), converted to records" in result.output
+        assert "curate import" in result.output
+        assert len(_records(out)) == 6
