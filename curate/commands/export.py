@@ -18,8 +18,9 @@ import click
 @click.option("--license", "license_", help="Licence id for the card [default: the existing card's, else inferred].")
 @click.option("--language", multiple=True, help="Language code(s) for the card [default: en]; repeat for more.")
 @click.option("--name", "pretty_name", help="Pretty name for the card [default: the folder's name].")
+@click.option("--strict", is_flag=True, help="Refuse to export duplicate ids (default: a warning).")
 def command(records: str, out: str, fmt: str, split_eval: float, seed: int, max_shard_size: str,
-            license_: str | None, language: tuple[str, ...], pretty_name: str | None) -> None:
+            license_: str | None, language: tuple[str, ...], pretty_name: str | None, strict: bool) -> None:
     """Export the curate RECORDS file to OUT: data/<split>-NNNNN-of-NNNNN.<format> and README.md.
 
     The stage files beside RECORDS (manifest.json, filter_config.yaml, filter_report.json)
@@ -32,7 +33,7 @@ def command(records: str, out: str, fmt: str, split_eval: float, seed: int, max_
 
     config = ExportConfig(out=out, format=fmt, split_eval=split_eval, seed=seed,
                           max_shard_bytes=parse_size(max_shard_size), license=license_,
-                          language=list(language) or None, pretty_name=pretty_name)
+                          language=list(language) or None, pretty_name=pretty_name, strict=strict)
     result = export_records(records, config, progress=sys.stderr.isatty())
     shards = sum(len(paths) for paths in result.shards.values())
     splits = ", ".join(f"{split} {count}" for split, count in result.splits.items())

@@ -33,8 +33,10 @@ def command(sources: tuple[str, ...], out: str, format_name: str, weights: str |
     """
     from curate.errors import CurateError
     from curate.records.convert import import_file, mix_sources, parse_weights
+    from curate.runs.lock import guard_output
     from curate.runs.names import quarantine_path
 
+    click.get_current_context().with_resource(guard_output(out, "curate import"))  # writable, one run per --out
     if len(sources) == 1:
         for flag, value in (("--weights", weights), ("--size", size)):
             if value is not None:

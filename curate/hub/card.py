@@ -91,12 +91,12 @@ def write_card(
     path = out / "README.md"
     existing_meta, existing_text = existing if existing is not None else read_existing_card(path)
     funnel = compute_funnel(files, kept=sum(splits.values()))
-    ours = card_metadata(config, files, splits, split_bytes, shards, schema, out.name)
+    ours = card_metadata(config, files, splits, split_bytes, shards, schema, config.out.name)  # out may be a staging folder
     metadata = merge_metadata(existing_meta, ours, explicit={"license": config.license,
                                                              "pretty_name": config.pretty_name,
                                                              "language": config.language})
     section = card_body(config, files, scan, splits, funnel, evidence, out, metadata)
-    title = f"# {metadata.get('pretty_name') or out.name}\n\n"
+    title = f"# {metadata.get('pretty_name') or config.out.name}\n\n"
     text = merge_text(existing_text, section, title)
     content = render_card(metadata, text)
     validate_card(content, out, schema)
@@ -382,7 +382,7 @@ def card_body(config: ExportConfig, files: RunFiles, scan: ScanResult, splits: d
 
 
 def _usage_section(config: ExportConfig, out: Path, splits: dict[str, int]) -> str:
-    name = config.repo_id or str(out)
+    name = config.repo_id or str(config.out)
     code = (f'from datasets import load_dataset\n\nds = load_dataset("{name}")\n'
             f'row = ds["{next(iter(splits))}"][0]\nrow["messages"]             # [{{"role": "user", ...}}, ...]\n'
             'import json; json.loads(row["meta"])  # full provenance of the row')

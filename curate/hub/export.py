@@ -37,7 +37,9 @@ import hashlib
 import os
 import re
 import shutil
+import sys
 import tempfile
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +50,9 @@ from curate.hub.scan import ColumnPlan, ExportConfig, scan_records, tracked
 from curate.records import validate_record
 from curate.records.jsonl import dumps, iter_valid
 from curate.records.shards import ROWS_PER_BATCH, SPLIT_ORDER, shard_name
+from curate.runs.commit import output_folder
 from curate.runs.evidence import RunFiles, find_run_files
+from curate.runs.lock import locks_output
 
 
 @dataclass
@@ -173,16 +177,52 @@ class _ShardWriter:
 # -- the export ---------------------------------------------------------------------------
 
 
+@locks_output("config.out", "curate export", folder=True)
 def export_records(source: str | os.PathLike[str], config: ExportConfig, progress: bool = False) -> ExportResult:
-    """Write the hub-ready folder for the records in ``source`` (see the module docstring)."""
-    from curate.hub.card import read_existing_card, write_card
+    """Write the hub-ready folder for the records in ``source`` (see the module docstring).
+
+    The whole folder is built beside ``config.out`` (a hard-linked copy of the old one, so files
+    export does not write survive) and swapped in with one rename: data, card and provenance
+    are always from the same run (curate.runs.commit.output_folder).
+    """
+    from curate.hub.card import read_existing_card
 
     source = Path(source)
-    out = config.out
-    if out.exists() and not out.is_dir():
-        raise CurateError(f"{out}: exists and is not a folder")
-    existing_card = read_existing_card(out / "README.md")  # a card we cannot merge stops us before any write
+    final = config.out
+    if final.exists() and not final.is_dir():
+        raise CurateError(f"{final}: exists and is not a folder")
+    existing_card = read_existing_card(final / "README.md")  # a card we cannot merge stops us before any write
     scan = scan_records(source, config.examples, progress)
+    _check_duplicate_ids(source, scan.ids, config.strict)
+    with output_folder(final, keep_existing=True) as out:
+        result = _export_into(source, config, scan, out, existing_card, progress)
+
+    def rebase(path: Path) -> Path:
+        return final / path.relative_to(out)
+
+    return ExportResult(final, result.splits, {k: [rebase(p) for p in v] for k, v in result.shards.items()},
+                        rebase(result.card), result.promoted, [rebase(p) for p in result.evidence])
+
+
+def _check_duplicate_ids(source: Path, ids: list[str], strict: bool) -> None:
+    """Duplicate ids are published rows twice: a notice, or an error with --strict."""
+    counts = Counter(ids)
+    dups = {i: n for i, n in counts.items() if n > 1}
+    if not dups:
+        return
+    extra = sum(dups.values()) - len(dups)
+    example = next(iter(dups))
+    line = (f"{source}: {len(ids)} rows but {len(counts)} unique ids ({extra} duplicate row(s); "
+            f"e.g. {example} x{dups[example]}); `curate filter` removes exact duplicates")
+    if strict:
+        raise CurateError(f"{line}; refusing with --strict")
+    print(f"warning: {line}", file=sys.stderr, flush=True)
+
+
+def _export_into(source: Path, config: ExportConfig, scan: Any, out: Path, existing_card: Any,
+                 progress: bool) -> ExportResult:
+    from curate.hub.card import write_card
+
     eval_ids = choose_eval_ids(scan.ids, config.split_eval, config.seed)
     split_of = ["test" if i in eval_ids else "train" for i in scan.ids]
     split_sizes: dict[str, list[int]] = {}

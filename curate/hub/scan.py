@@ -39,6 +39,7 @@ class ExportConfig:
     pretty_name: str | None = None
     repo_id: str | None = None  # shown in the card's usage snippet
     examples: int = 3
+    strict: bool = False  # duplicate ids are an error instead of a warning
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)

@@ -441,19 +441,33 @@ def swap_in_folder(staged: Path, target: Path, run_id: str) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
 @contextlib.contextmanager
-def output_folder(target: str | os.PathLike[str], run_id: str | None = None) -> Iterator[Path]:
+def output_folder(target: str | os.PathLike[str], run_id: str | None = None,
+                  keep_existing: bool = False) -> Iterator[Path]:
     """Yield a fresh staging folder beside ``target``; when the block ends it replaces ``target`` atomically.
 
-    On an error the staging folder is removed and ``target`` is untouched. Take the output lock
-    on ``target`` around this.
+    ``keep_existing=True`` starts the staging folder as a hard-linked copy of ``target`` (files
+    the stage does not write, such as a user's LICENSE or .git, survive the swap). Those files
+    are shared with the old folder: replace them (write aside, rename), never write into them.
+    On an error the staging folder is removed and ``target`` is untouched. Take the output
+    lock on ``target`` around this.
     """
     target = Path(os.path.abspath(target))
     target.parent.mkdir(parents=True, exist_ok=True)
     recover_folder(target)
     run_id = run_id or new_run_id()
     staged = target.with_name(f".{target.name}.{run_id}.staged")
-    staged.mkdir()
+    if keep_existing and target.is_dir():
+        shutil.copytree(target, staged, symlinks=True, copy_function=_link_or_copy)
+    else:
+        staged.mkdir()
     try:
         yield staged
     except BaseException:

@@ -211,6 +211,17 @@ def output_lock(target: str | os.PathLike[str], command: str,
         held.release()
 
 
+@contextlib.contextmanager
+def guard_output(target: str | os.PathLike[str], command: str, *, folder: bool = False) -> Iterator[OutputLock]:
+    """:func:`check_writable` then :func:`output_lock`: what a stage does before any work.
+
+    In a click command: ``click.get_current_context().with_resource(guard_output(out, "curate import"))``.
+    """
+    check_writable(target, folder=folder)
+    with output_lock(target, command) as held:
+        yield held
+
+
 def locks_output(param: str, command: str, *, folder: bool = False) -> Callable[[F], F]:
     """Decorator for a stage's library function: check that its output argument ``param`` is
     writable, then hold :func:`output_lock` on it while the function runs::
@@ -224,9 +235,11 @@ def locks_output(param: str, command: str, *, folder: bool = False) -> Callable[
 
         @functools.wraps(fn)
         def inner(*args: Any, **kwargs: Any) -> Any:
-            target = signature.bind(*args, **kwargs).arguments[param]
-            check_writable(target, folder=folder)
-            with output_lock(target, command):
+            name, *attrs = param.split(".")
+            target = signature.bind(*args, **kwargs).arguments[name]
+            for attr in attrs:  # "config.out": the output is a field of a config argument
+                target = getattr(target, attr)
+            with guard_output(target, command, folder=folder):
                 return fn(*args, **kwargs)
 
         return inner  # type: ignore[return-value]

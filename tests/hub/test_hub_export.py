@@ -198,7 +198,7 @@ def test_kill_9_mid_export_leaves_the_previous_export_whole(run_dir: Path, tmp_p
     proc = subprocess.Popen([sys.executable, "-m", "curate", "export", str(big), "--out", str(out),
                              "--max-shard-size", "1MB"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while not any(p.glob("*.parquet") for p in out.glob(".data-*")):  # second pass under way
+    while not any(tmp_path.glob(".ds.*.staged/.data-*/*.parquet")):  # second pass under way, beside out
         assert proc.poll() is None and time.monotonic() < deadline, "export finished before it could be killed"
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
@@ -206,4 +206,4 @@ def test_kill_9_mid_export_leaves_the_previous_export_whole(run_dir: Path, tmp_p
     assert {p.name: p.read_bytes() for p in (out / "data").iterdir()} == before
     assert (out / "README.md").read_bytes() == card
     export_records(run_dir / "curated.jsonl", ExportConfig(out=out))  # the next run cleans up and succeeds
-    assert not list(out.glob(".data-*"))
+    assert not list(out.glob(".data-*")) and not list(tmp_path.glob(".ds.*"))

@@ -101,7 +101,7 @@ def test_check_writable(tmp_path: Path) -> None:
         check_writable(blocker, folder=True)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through mode bits; the CLI tests cover root via setuid")
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through mode bits; test_stage_guarantees covers root with chattr +i")
 def test_check_writable_read_only_folder(tmp_path: Path) -> None:
     ro = tmp_path / "ro"
     ro.mkdir()

@@ -1,0 +1,143 @@
+"""The guarantees of each stage, through the real CLI in subprocesses: locks, output sets, writability, exit codes.
+
+The crash tests kill the stage with SIGKILL at commit step k (CURATE_TEST_KILL_AT_STEP) for
+k = 1, 2, ... until a run gets through, and after each kill check that a reader sees a complete
+old or a complete new set.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from curate.records import make_record
+from curate.records.jsonl import write_jsonl
+from curate.runs.commit import KILL_ENV
+from curate.runs.lock import lock_path
+
+
+def curate(*args: str, kill_at: int | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    full = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    full.pop(KILL_ENV, None)
+    if kill_at is not None:
+        full[KILL_ENV] = str(kill_at)
+    return subprocess.run([sys.executable, "-m", "curate", *args], env=full, capture_output=True, text=True,
+                          timeout=300)
+
+
+def records(n: int, tag: str, dup: int = 0) -> list[dict]:
+    rows = [make_record([{"role": "user", "content": f"{tag} question number {i} about a topic worth asking"},
+                         {"role": "assistant", "content": f"{tag} answer {i}: " + "a sensible reply " * 8}],
+                        {"source": tag})
+            for i in range(n)]
+    return rows + rows[:dup]
+
+
+def _hold_lock(target: Path, command: str) -> subprocess.Popen:
+    code = textwrap.dedent("""
+        import sys, time
+        from curate.runs.lock import acquire
+        acquire(sys.argv[1], sys.argv[2]); print("held", flush=True); time.sleep(60)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code, str(target), command], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+# ---------------------------------------------------------------- export
+
+
+def test_export_duplicate_ids_warn_and_strict_refuses(tmp_path: Path) -> None:
+    src = tmp_path / "curated.jsonl"
+    write_jsonl(src, records(6, "x", dup=1))
+    done = curate("export", str(src), "--out", str(tmp_path / "ds"))
+    assert done.returncode == 0, done.stderr
+    assert "warning:" in done.stderr and "7 rows but 6 unique ids" in done.stderr
+    strict = curate("export", str(src), "--out", str(tmp_path / "ds2"), "--strict")
+    assert strict.returncode == 2 and "refusing with --strict" in strict.stderr
+    assert strict.stderr.count("\n") == 1 and not (tmp_path / "ds2").exists()
+
+
+def test_export_second_run_refused_while_first_holds_the_folder(tmp_path: Path) -> None:
+    src = tmp_path / "curated.jsonl"
+    write_jsonl(src, records(4, "x"))
+    out = tmp_path / "ds"
+    holder = _hold_lock(out, "curate export")
+    try:
+        done = curate("export", str(src), "--out", str(out))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert done.returncode == 2
+    assert f"is in use by pid {holder.pid} on " in done.stderr and "(curate export)" in done.stderr
+    assert not out.exists()
+    again = curate("export", str(src), "--out", str(out))  # the holder died: taken over, with a notice
+    assert again.returncode == 0 and "took over a stale lock" in again.stderr
+    assert not lock_path(out).exists()
+
+
+@pytest.mark.slow
+def test_export_kill_at_every_commit_step(tmp_path: Path) -> None:
+    from curate.records.shards import read_export
+
+    old, new = tmp_path / "old.jsonl", tmp_path / "new.jsonl"
+    write_jsonl(old, records(5, "old"))
+    write_jsonl(new, records(7, "new"))
+    out = tmp_path / "ds"
+    (tmp_path / "keep").mkdir()
+    for k in range(1, 30):
+        assert curate("export", str(old), "--out", str(out)).returncode == 0
+        (out / "LICENSE").write_text("user file\n")  # not written by export: must survive
+        done = curate("export", str(new), "--out", str(out), kill_at=k)
+        rows = list(read_export(out))
+        card = (out / "README.md").read_text()
+        tags = {r["meta"]["source"] for r in rows}
+        assert tags in ({"old"}, {"new"}), f"kill at {k}: {tags}"
+        assert len(rows) == (5 if tags == {"old"} else 7)
+        assert f"num_examples: {len(rows)}" in card  # the card describes the data beside it
+        assert (out / "LICENSE").read_text() == "user file\n"
+        if done.returncode == 0:
+            break
+        assert done.returncode == -9, done.stderr
+    else:
+        pytest.fail("export never completed")
+    assert k > 1
+    curate("export", str(new), "--out", str(out))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".ds")]
+
+
+# ---------------------------------------------------------------- unwritable outputs
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path):
+    """A folder nobody may write into: mode 0555, and immutable (chattr +i) as root, whom mode bits do not stop."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    immutable = False
+    if os.geteuid() == 0:
+        immutable = subprocess.run(["chattr", "+i", str(ro)], capture_output=True).returncode == 0
+        if not immutable:
+            pytest.skip("running as root and chattr +i is not available: cannot make a read-only folder")
+    yield ro
+    if immutable:
+        subprocess.run(["chattr", "-i", str(ro)], check=True)
+    ro.chmod(0o755)
+
+
+@pytest.mark.parametrize("stage", ["export", "import", "filter"])
+def test_unwritable_output_is_one_line_exit_2(tmp_path: Path, read_only_dir: Path, stage: str) -> None:
+    src = tmp_path / "in.jsonl"
+    write_jsonl(src, records(4, "x"))
+    ro = read_only_dir
+    out = {"export": ro / "ds", "import": ro / "r.jsonl", "filter": ro / "curated.jsonl"}[stage]
+    done = curate(stage, str(src), "--out", str(out))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert "not writable" in done.stderr and "Traceback" not in done.stderr
