@@ -53,12 +53,11 @@ THRESHOLDS: dict[str, tuple[Any, str]] = {
     "max_non_text_fraction": (0.3, "share of response characters that are not letters, digits, "
                                    "punctuation or whitespace (symbols, control, private use)"),
     "non_text_min_chars": (20, "non-text filter needs at least this many response characters"),
-    "language": (None, "ISO code the data must be in (en, de, fr, es, it, pt, nl, ru, zh, ja, ko, ar); "
+    "language": (None, "ISO 639-1 code the responses must be in (detected by py3langid, 97 languages); "
                        "a record's meta.language overrides it; null: no language check"),
     "language_min_words": (10, "language check needs at least this many response words"),
-    "min_stopword_fraction": (0.06, "latin-script languages: share of response words that are the "
-                                    "language's stopwords, below which the response is `wrong_language`"),
-    "min_script_fraction": (0.3, "other languages: share of letters in the language's script"),
+    "tokenizer": (None, "tokenizer (hub name or local folder) that counts tokens for the token thresholds, "
+                        "batched; null: meta.tokens_out, else characters / chars_per_token"),
     "instruction_min_words": (si.MIN_WORDS + 1, f"Self-Instruct: instructions need more than {si.MIN_WORDS} words"),
     "instruction_max_words": (si.MAX_WORDS, f"Self-Instruct: and at most {si.MAX_WORDS}"),
     "extra_special_tokens": ([], "more special-token strings for `special_token_text` (e.g. the training "
@@ -73,26 +72,6 @@ REFUSAL_PREFIXES = ("i cannot", "i can't", "i can not", "i'm sorry, but", "i am 
 BOILERPLATE = ("as an ai language model", "as a large language model", "as an ai assistant", "as an ai model",
                "i am an ai language model", "i'm an ai language model", "as a language model",
                "my knowledge cutoff", "i do not have personal opinions", "i don't have personal opinions")
-
-STOPWORDS = {
-    "en": "the of and to a in is that it for on was with as be by this are or not at from have an but they "
-          "you he she we his her their which will would there what all can has were been if one so do",
-    "de": "der die das und ist nicht ein eine zu den von mit sich des auf für im dem auch es an werden aus er "
-          "hat dass sie nach bei um am sind noch wie einem über einen so zum",
-    "fr": "le la les de des et est un une du en que qui dans pour pas au sur ce il elle ne se plus par sont "
-          "avec son sa ses mais ou nous vous leur cette",
-    "es": "el la los las de del y que en un una es por con para no se su al lo como más pero sus le ya o este "
-          "sí porque esta entre cuando muy sin sobre",
-    "it": "il lo la i gli le di e che in un una per non con del della è sono si da al nel alla ma come più "
-          "anche questo dei delle",
-    "pt": "o a os as de do da dos das e que em um uma para com não no na por se é mais ao como mas foi ele "
-          "ela seu sua ou",
-    "nl": "de het een en van in is dat op te zijn met voor niet die aan er maar om ook als dan bij nog wel "
-          "naar hij zij",
-}
-SCRIPTS = {"ru": r"\p{Cyrillic}", "uk": r"\p{Cyrillic}", "zh": r"\p{Han}", "ja": r"[\p{Hiragana}\p{Katakana}\p{Han}]",
-           "ko": r"\p{Hangul}", "ar": r"\p{Arabic}", "he": r"\p{Hebrew}", "el": r"\p{Greek}", "hi": r"\p{Devanagari}",
-           "th": r"\p{Thai}"}
 
 Thresholds = dict[str, Any]
 
@@ -118,10 +97,14 @@ def _words(col: str) -> pl.Expr:
 
 
 def _est_tokens(col: str, t: Thresholds) -> pl.Expr:
+    if t["tokenizer"]:
+        return pl.col(f"{col}_tokens")  # counted by the named tokenizer in add_features
     return (pl.col(col).str.len_chars() / t["chars_per_token"]).ceil().cast(pl.Int64)
 
 
 def _response_tokens(t: Thresholds) -> pl.Expr:
+    if t["tokenizer"]:
+        return _est_tokens("response", t)  # the training tokenizer's count beats the generator's
     return pl.coalesce(pl.col("tokens_out"), _est_tokens("response", t))
 
 
@@ -141,31 +124,13 @@ def _blacklist_regex(t: Thresholds) -> str:
     return si.blacklist_pattern(t["blacklist"])
 
 
-def _language_score(t: Thresholds) -> pl.Expr:
-    """Share of response words (latin languages) or letters (other scripts) that fit the asked language."""
-    lang = pl.coalesce(pl.col("language"), pl.lit(t["language"], pl.String)).str.to_lowercase()
-    words = pl.col("response").str.to_lowercase().str.extract_all(r"\w+")
-    n_words = words.list.len()
-    letters = pl.col("response").str.count_matches(r"\p{L}")
-    chain: Any = pl
-    for code, stop in STOPWORDS.items():
-        score = words.list.eval(pl.element().is_in(stop.split())).list.sum() / n_words
-        chain = chain.when(lang == code).then(score)
-    for code, script in SCRIPTS.items():
-        chain = chain.when(lang == code).then(pl.col("response").str.count_matches(script) / letters)
-    return chain.otherwise(None)
-
-
-def _language_min(t: Thresholds) -> pl.Expr:
-    lang = pl.coalesce(pl.col("language"), pl.lit(t["language"], pl.String)).str.to_lowercase()
-    return pl.when(lang.is_in(list(STOPWORDS))).then(pl.lit(t["min_stopword_fraction"])).otherwise(
-        pl.lit(t["min_script_fraction"]))
+def _asked_language(t: Thresholds) -> pl.Expr:
+    return pl.coalesce(pl.col("language"), pl.lit(t["language"], pl.String)).str.to_lowercase()
 
 
 def _wrong_language(t: Thresholds) -> pl.Expr:
-    asked = pl.coalesce(pl.col("language"), pl.lit(t["language"], pl.String))
-    return asked.is_not_null() & (_words("response") >= t["language_min_words"]) & (
-        _language_score(t).fill_nan(0.0) < _language_min(t))
+    return _asked_language(t).is_not_null() & (_words("response") >= t["language_min_words"]) & (
+        pl.col("detected_language") != _asked_language(t))
 
 
 FILTERS: dict[str, Filter] = {}
@@ -228,8 +193,7 @@ _register("non_text", "too many characters that are not text (symbols, control, 
                          pl.lit(t["max_non_text_fraction"])))
 _register("wrong_language", "the response is not in the language asked for (thresholds.language or meta.language)",
           _wrong_language,
-          lambda t: _fmt("not {} (score {} < {})", pl.coalesce(pl.col("language"), pl.lit(t["language"], pl.String)),
-                         _language_score(t).round(3), _language_min(t)))
+          lambda t: _fmt("detected {}, not {}", pl.col("detected_language"), _asked_language(t)))
 
 # Self-Instruct (yizhongw/self-instruct) instruction and instance rules
 _register("instruction_too_short", "Self-Instruct: instruction of 3 words or fewer",
@@ -333,6 +297,7 @@ def add_features(frame: pl.DataFrame, t: Thresholds, names: list[str]) -> pl.Dat
     if "pii" in names and "pii" not in frame.columns:
         columns.append(hazards.pii_expr().alias("pii"))
     frame = frame.with_columns(columns)
+    frame = _model_measures(frame, t, names)
     if "response_equals_prompt" in names:
         # normalizing every long prompt is costly: compare only rows whose lengths are close
         p_len = pl.col("prompt").str.len_bytes().cast(pl.Int64)
@@ -344,6 +309,20 @@ def add_features(frame: pl.DataFrame, t: Thresholds, names: list[str]) -> pl.Dat
         return frame
     return frame.join(top_ngram_fractions(frame, t["repetition_min_words"]), on="row", how="left").with_columns(
         pl.col(f"top_{n}gram_fraction").fill_null(0.0) for n in (2, 3, 4))
+
+
+def _model_measures(frame: pl.DataFrame, t: Thresholds, names: list[str]) -> pl.DataFrame:
+    """Detected language and tokenizer counts, only for the filters (and rows) that read them."""
+    from curate.filtering import measures
+
+    if "wrong_language" in names:
+        wanted = _asked_language(t).is_not_null() & (_words("response") >= t["language_min_words"])
+        frame = frame.join(measures.detected_language(frame, wanted), on="row", how="left")
+    if t["tokenizer"] and {"response_too_long_tokens", "too_many_tokens"}.intersection(names):
+        frame = frame.with_columns(
+            pl.Series(f"{c}_tokens", measures.token_counts(t["tokenizer"], frame[c].to_list()), pl.Int64)
+            for c in ("prompt", "response"))
+    return frame
 
 
 def top_ngram_fractions(frame: pl.DataFrame, min_words: int) -> pl.DataFrame:

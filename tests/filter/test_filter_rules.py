@@ -111,3 +111,26 @@ def test_every_threshold_is_documented_and_every_preset_resolves():
     assert all(d["doc"] for d in docs["thresholds"].values())
     for preset in ff.PRESETS:
         assert ff.resolve_filters(preset) == ff.PRESETS[preset]
+
+
+def test_language_detail_names_the_detected_language():
+    french = "Le ciel est bleu parce que la lumière du soleil est diffusée par les molécules de l'air."
+    t = ff.resolve_thresholds({"language": "en"})
+    out = ff.apply_filters(frame_of([record(CLEAN_PROMPT, french)]), ["wrong_language"], t)
+    assert out["reason"][0] == "wrong_language" and out["detail"][0] == "detected fr, not en"
+
+
+def test_token_thresholds_count_with_a_named_tokenizer(tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    raw = Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]"))
+    raw.pre_tokenizer = pre_tokenizers.Whitespace()  # one token per word or punctuation mark
+    PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="[UNK]").save_pretrained(tmp_path / "tok")
+    response = "word " * 30  # 150 characters: 38 tokens by characters / 4, 30 by the tokenizer
+    rows = [record(CLEAN_PROMPT, response.strip())]
+    by_chars = ff.resolve_thresholds({"max_response_tokens": 35})
+    by_tokenizer = ff.resolve_thresholds({"max_response_tokens": 35, "tokenizer": str(tmp_path / "tok")})
+    assert ff.apply_filters(frame_of(rows), ["response_too_long_tokens"], by_chars)["reason"][0] == \
+        "response_too_long_tokens"
+    assert ff.apply_filters(frame_of(rows), ["response_too_long_tokens"], by_tokenizer)["reason"][0] is None
