@@ -26,19 +26,9 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from curate.errors import CurateError
+from curate.hub.facts import CardFacts, gather
 from curate.records.jsonl import atomic_writer
-from curate.runs.evidence import (
-    FILTER_CONFIG,
-    FILTER_REPORT,
-    MANIFEST,
-    Funnel,
-    RunFiles,
-    compute_funnel,
-    find_values,
-    first_value,
-    generation_rejects,
-    summarize,
-)
+from curate.runs.evidence import Funnel, RunFiles, compute_funnel, summarize
 
 if TYPE_CHECKING:
     from curate.hub.scan import ExportConfig, ScanResult
@@ -48,24 +38,12 @@ SIZE_CATEGORIES = [
     (1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
     (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B"),
 ]
-BASE_TAGS = ["synthetic", "curate", "sft", "instruction-tuning"]
+BASE_TAGS = ["curate", "sft", "instruction-tuning"]  # "synthetic" only for rows curate generate made
 # Keys whose values are lists the user may have extended: we add ours, never drop theirs.
 _UNION_KEYS = ("tags", "task_categories", "annotations_creators", "language_creators")
 # Keys that describe the data itself and so follow the data.
 _DATA_KEYS = ("size_categories", "dataset_info")
-
-# What is known about the terms of common teacher models (matched on the model name).
-# Anything else gets "check the model's terms"; this is a pointer, not legal advice.
-TEACHER_TERMS = (
-    ("smollm", "apache-2.0", "SmolLM2 models are released under Apache-2.0."),
-    ("llama", None, "Llama models come with Meta's community licence and acceptable-use policy, "
-                    "which also cover using their outputs to train other models."),
-    ("gpt-", None, "OpenAI's terms of use restrict using outputs to develop competing models."),
-    ("qwen", None, "Qwen models carry per-model licences (Apache-2.0 for most Qwen2.5 sizes; "
-                   "the Qwen licence for others): check the model card."),
-    ("mistral", None, "Mistral's open-weight models are Apache-2.0; its hosted models have their own terms."),
-    ("gemma", None, "Gemma models come with Google's Gemma terms of use."),
-)
+MAX_EXAMPLE_CHARS = 400
 
 _COLUMN_HELP = {
     "id": "content hash of the normalized conversation (stable across runs)",
@@ -91,11 +69,12 @@ def write_card(
     path = out / "README.md"
     existing_meta, existing_text = existing if existing is not None else read_existing_card(path)
     funnel = compute_funnel(files, kept=sum(splits.values()))
-    ours = card_metadata(config, files, splits, split_bytes, shards, schema, config.out.name)  # out may be a staging folder
+    facts = gather(files, scan.stats, config.license)
+    ours = card_metadata(config, facts, splits, split_bytes, shards, schema, config.out.name)  # out may be a staging folder
     metadata = merge_metadata(existing_meta, ours, explicit={"license": config.license,
                                                              "pretty_name": config.pretty_name,
                                                              "language": config.language})
-    section = card_body(config, files, scan, splits, funnel, evidence, out, metadata)
+    section = card_body(config, facts, files, scan, splits, funnel, evidence, metadata)
     title = f"# {metadata.get('pretty_name') or config.out.name}\n\n"
     text = merge_text(existing_text, section, title)
     content = render_card(metadata, text)
@@ -130,7 +109,7 @@ def size_category(count: int) -> str:
 
 def card_metadata(
     config: ExportConfig,
-    files: RunFiles,
+    facts: CardFacts,
     splits: dict[str, int],
     split_bytes: dict[str, int],
     shards: dict[str, list[Path]],
@@ -146,16 +125,15 @@ def card_metadata(
     download = sum(p.stat().st_size for paths in shards.values() for p in paths)
     info = DatasetInfo(features=Features.from_arrow_schema(schema), splits=split_dict,
                        download_size=download, dataset_size=sum(split_bytes.values()))
-    generated = files.manifest is not None or files.generated is not None
     meta: dict[str, Any] = {
         "pretty_name": config.pretty_name or default_name,
-        "license": config.license or inferred_license(files),
+        "license": facts.license,
         "language": config.language or ["en"],
         "task_categories": ["text-generation"],
         "size_categories": [size_category(sum(splits.values()))],
-        "tags": list(BASE_TAGS),
+        "tags": (["synthetic"] if facts.generated else []) + list(BASE_TAGS),
     }
-    if generated:
+    if facts.generated:
         meta["annotations_creators"] = ["machine-generated"]
         meta["language_creators"] = ["machine-generated"]
     meta["configs"] = [{
@@ -164,16 +142,6 @@ def card_metadata(
     }]
     meta["dataset_info"] = info._to_yaml_dict()
     return meta
-
-
-def inferred_license(files: RunFiles) -> str:
-    """A licence only when the teacher's and the seeds' are both known and agree; else 'other'."""
-    teacher = teacher_name(files)
-    teacher_license = next((lic for key, lic, _ in TEACHER_TERMS if teacher and key in teacher.lower()), None)
-    seeds_license = seed_license(files)
-    if teacher_license and seeds_license and seeds_license.lower() == teacher_license:
-        return teacher_license
-    return "other"
 
 
 def merge_metadata(existing: Mapping[str, Any], ours: Mapping[str, Any],
@@ -262,23 +230,7 @@ def _patterns(data_files: Any) -> list[str]:
     return patterns
 
 
-# -- provenance lookups -------------------------------------------------------------------
-
-def _doc_value(doc: Any) -> Any:
-    return None if doc is None else doc.value
-
-
-def teacher_name(files: RunFiles) -> str | None:
-    value = first_value(_doc_value(files.manifest), ("teacher", "model", "model_name", "model_id"))
-    if isinstance(value, Mapping):
-        value = first_value(value, ("name", "model", "id", "path"))
-    return str(value) if value is not None else None
-
-
-def seed_license(files: RunFiles) -> str | None:
-    value = first_value(_doc_value(files.manifest), ("seeds_license", "seed_license", "license", "licence"))
-    return str(value) if isinstance(value, (str, int, float)) else None
-
+# -- formatting ---------------------------------------------------------------------------
 
 def _compact(value: Any, limit: int = 300, nested: bool = False) -> str:
     if isinstance(value, Mapping):
@@ -298,44 +250,9 @@ def _cell(value: Any) -> str:
     return _compact(value).replace("|", "\\|").replace("\n", " ")
 
 
-_GENERATION_FIELDS = (
-    ("teacher model", ("teacher", "model", "model_name", "model_id")),
-    ("engine", ("engine", "backend")),
-    ("seed file", ("seeds", "seed_file", "seed_path", "seeds_path")),
-    ("seed file sha256", ("seeds_sha256", "seed_sha256", "seeds_hash", "seed_hash", "sha256")),
-    ("generation preset", ("preset", "algorithm")),
-    ("target instructions", ("num_instructions",)),
-    ("novelty threshold (ROUGE-L)", ("novelty_threshold",)),
-    ("sampling: instructions", ("instructions",)),
-    ("sampling: instances", ("instances",)),
-    ("parameters", ("sampling", "generation", "params", "parameters", "generation_params")),
-    ("totals", ("totals", "counts", "stats")),
-)
-_FILTER_FIELDS = (
-    ("filter preset", ("preset", "filter_preset", "presets")),
-    ("filters", ("filters", "rules")),
-    ("thresholds", ("thresholds",)),
-    ("exact dedup", ("exact_dedup",)),
-    ("near-duplicate dedup", ("dedup", "near_dedup", "near_dup", "neardup", "minhash")),
-    ("decontamination sets", ("decontaminate", "decontamination", "decontam", "eval_sets")),
-    ("decontamination n-gram", ("decontam_ngram",)),
-    ("deduplicated against", ("against",)),
-    ("scoring", ("scoring", "score", "judge")),
-)
-_DECONTAM_KEYS = ("decontaminate", "decontamination", "decontam", "eval_sets")
-
-
-def provenance_rows(doc_value: Any, fields: tuple[tuple[str, tuple[str, ...]], ...]) -> list[tuple[str, str]]:
-    rows = []
-    for label, names in fields:
-        if label == "decontamination n-gram" and not any(row[0] == "decontamination sets" for row in rows):
-            continue  # an n-gram size without eval sets means nothing was checked
-        value = first_value(doc_value, names)
-        if label == "teacher model" and isinstance(value, Mapping):
-            value = first_value(value, ("name", "model", "id", "path")) or value
-        if value is not None:
-            rows.append((label, _cell(value)))
-    return rows
+def _name(path: Any) -> str:
+    """A file's name, never its path: a card is published and local paths are nobody's business."""
+    return Path(str(path)).name
 
 
 # -- the body -----------------------------------------------------------------------------
@@ -356,38 +273,110 @@ def _fmt(number: float) -> str:
     return f"{number:,.0f}" if float(number).is_integer() else f"{number:,.2f}"
 
 
-def card_body(config: ExportConfig, files: RunFiles, scan: ScanResult, splits: dict[str, int],
-              funnel: Funnel | None, evidence: list[Path], out: Path, metadata: Mapping[str, Any]) -> str:
+def card_body(config: ExportConfig, facts: CardFacts, files: RunFiles, scan: ScanResult, splits: dict[str, int],
+              funnel: Funnel | None, evidence: list[Path], metadata: Mapping[str, Any]) -> str:
     total = sum(splits.values())
-    teacher = teacher_name(files)
     split_text = ", ".join(f"{n:,} {s}" for s, n in splits.items())
-    made = f"generated by `{teacher}` and " if teacher else ""
+    made = f"generated by `{facts.teacher}`, " if facts.generated and facts.teacher else ""
     parts = [
-        f"{total:,} instruction-following conversations ({split_text}), {made}curated with "
-        "`curate` (generate → filter → dedup → export). Everything below is read "
-        "from the files the pipeline wrote; the originals are in `provenance/`.",
-        _usage_section(config, out, splits),
+        f"{total:,} conversations for supervised fine-tuning ({split_text}), {made}made with `curate` "
+        f"({' → '.join(facts.stages)}). Everything below is read from the files the stages wrote"
+        + ("; the originals are in `provenance/`." if evidence else "."),
+        _sources_section(facts),
+        _usage_section(config, splits),
         _columns_section(scan),
-        _provenance_section(files),
+        _provenance_section(files, facts, evidence),
         _funnel_section(funnel, files),
         _stats_section(scan),
         _examples_section(scan),
-        _licence_section(files, scan, metadata),
-        _limitations_section(files, funnel),
+        _licence_section(facts, metadata),
+        _limitations_section(files, facts, funnel),
     ]
     if evidence:
-        parts.append("## Provenance files\n\n" + "\n".join(f"- [`provenance/{p.name}`](provenance/{p.name})"
-                                                          for p in evidence))
+        parts.append("## Provenance files\n\nThe stage files as written (local paths cut to file names): "
+                     + ", ".join(f"[`{p.name}`](provenance/{p.name})" for p in evidence) + ".")
     return "\n\n".join(p for p in parts if p)
 
 
-def _usage_section(config: ExportConfig, out: Path, splits: dict[str, int]) -> str:
-    name = config.repo_id or str(config.out)
+def _sources_section(facts: CardFacts) -> str:
+    rows = [[source, f"{count:,}"] for source, count in facts.sources.items()]
+    text = "## Sources\n\n" + (_table(["`meta.source`", "rows"], rows) if rows else "No row names its source.")
+    if facts.formats:
+        text += "\n\nImported from these formats (`meta.format`): " + ", ".join(
+            f"{name} {count:,}" for name, count in facts.formats.items()) + "."
+    text += ("\n\nResponses are machine-generated (by `curate generate`)." if facts.generated else
+             "\n\nNo generation manifest came with the data: curate did not generate these rows.")
+    return text
+
+
+def _usage_section(config: ExportConfig, splits: dict[str, int]) -> str:
+    name = config.repo_id or config.out.name
     code = (f'from datasets import load_dataset\n\nds = load_dataset("{name}")\n'
             f'row = ds["{next(iter(splits))}"][0]\nrow["messages"]             # [{{"role": "user", ...}}, ...]\n'
             'import json; json.loads(row["meta"])  # full provenance of the row')
-    return "## Load it\n\n" + _fence(code, "python") + (
-        "\n\n`curate import` reads this folder back into identical curate records.")
+    return ("## Load it\n\n" + _fence(code, "python") +
+            "\n\n`curate import` reads this folder back into identical curate records. "
+            "For LLaMA-Factory, `dataset_info.json` here is a ready entry (use this folder as `dataset_dir`); "
+            "for Axolotl, `axolotl.yaml` holds the `datasets:` block.")
+
+
+def _provenance_section(files: RunFiles, facts: CardFacts, evidence: list[Path]) -> str:
+    parts = ["## How the data was made"]
+    links = {p.name: f"[`provenance/{p.name}`](provenance/{p.name})" for p in evidence}
+    manifest = files.manifest
+    if manifest is not None:
+        config = manifest.config
+        rows = [["teacher model", manifest.teacher], ["engine", manifest.engine],
+                ["seed file", f"{facts.seeds} ({manifest.seeds_count} tasks)" if facts.seeds else None],
+                ["seed file sha256", manifest.seeds_sha256], ["preset", manifest.preset],
+                ["target instructions", config.get("num_instructions")],
+                ["novelty threshold (ROUGE-L)", config.get("novelty_threshold")],
+                ["sampling: instructions", config.get("instructions")], ["sampling: instances", config.get("instances")],
+                ["requests / rows", f"{manifest.totals.get('requests')} / {manifest.totals.get('rows')}"]]
+        parts.append(f"### Generation ({links.get('manifest.json', '`manifest.json`')})\n\n"
+                     + _table(["setting", "value"], [r for r in rows if r[1] is not None]))
+    settings, report = files.filter_config, files.filter_report
+    if settings is not None or report is not None:
+        rows = []
+        if settings is not None:
+            dedup = settings.dedup or {}
+            rows += [["preset", settings.preset], ["filters", ", ".join(settings.filters) or "none"],
+                     ["thresholds", settings.thresholds or None], ["exact dedup", settings.exact_dedup],
+                     ["near-duplicate dedup", {k: dedup[k] for k in ("threshold", "ngram", "num_perm", "keep")
+                                               if k in dedup} or None],
+                     ["decontaminated against", ", ".join(_name(p) for p in settings.decontaminate) or None],
+                     ["deduplicated against", ", ".join(_name(p) for p in settings.against) or None]]
+        if report is not None:
+            rows += [["rows in / kept", f"{report.rows_in} / {report.kept}"]]
+        name = (settings or report).doc.path.name  # type: ignore[union-attr]
+        parts.append(f"### Filtering ({links.get(name, f'`{name}`')})\n\n"
+                     + _table(["setting", "value"], [r for r in rows if r[1] is not None]))
+    if len(parts) == 1:
+        parts.append("No stage manifest or filter report came with the data; each row's `meta` column says where "
+                     "it came from.")
+    return "\n\n".join(parts)
+
+
+def _funnel_section(funnel: Funnel | None, files: RunFiles) -> str:
+    if funnel is None or not (funnel.steps or funnel.generated is not None):
+        return ""
+    rows: list[list[Any]] = [[funnel.rows()[0][0], f"{funnel.start:,}", "", ""]]
+    for step in funnel.steps:
+        reasons = ", ".join(f"{r} {n:,}" for r, n in list(step.reasons.items())[:6])
+        rows.append([step.stage, f"{step.remaining:,}", f"−{step.rejected:,}", reasons])
+    rows.append(["**kept**", f"**{funnel.kept:,}**", "", ""])
+    text = "## Funnel\n\n" + _table(["stage", "rows", "removed", "reasons"], rows)
+    notes = []
+    generation = files.manifest.rejected if files.manifest else {}
+    if generation:
+        notes.append("Before rows were written, generation itself dropped candidates: "
+                     + ", ".join(f"{r} {n:,}" for r, n in list(generation.items())[:6]) + ".")
+    if funnel.errors:
+        notes.append(f"{funnel.errors:,} generation requests failed (`errors.jsonl`; they never became rows).")
+    if funnel.unaccounted:
+        notes.append(f"**{funnel.unaccounted:,} generated rows are neither kept nor rejected**: the filter "
+                     "output and the generated file may come from different runs.")
+    return text + ("\n\n" + "\n".join(f"- {n}" for n in notes) if notes else "")
 
 
 def _columns_section(scan: ScanResult) -> str:
@@ -407,68 +396,6 @@ def _columns_section(scan: ScanResult) -> str:
             "numbers, booleans) are also copied to typed `meta_*` columns.")
 
 
-def _provenance_section(files: RunFiles) -> str:
-    parts = ["## How the data was made"]
-    if files.manifest is None and files.filter_config is None and files.filter_report is None:
-        parts.append("No stage manifest (`manifest.json`) or filter config (`filter_config.yaml`) was found beside "
-                     "the exported file, so the pipeline settings are unknown here; each row's `meta` column says "
-                     "where it came from.")
-        return "\n\n".join(parts)
-    if files.manifest is not None:
-        rows = provenance_rows(files.manifest.value, _GENERATION_FIELDS)
-        parts.append(f"### Generation (from `{MANIFEST}`)\n\n" + (_table(["setting", "value"], rows) if rows else
-                     "The manifest names none of the usual settings; see the file below."))
-        parts.append(_details(MANIFEST, files.manifest.text, "json"))
-    else:
-        parts.append(f"### Generation\n\nNo `{MANIFEST}` was found: the generation settings are unknown.")
-    if files.filter_config is not None or files.filter_report is not None:
-        source = files.filter_config or files.filter_report
-        assert source is not None
-        rows = provenance_rows(source.value, _FILTER_FIELDS)
-        parts.append(f"### Filtering (from `{source.path.name}`)\n\n" + (_table(["setting", "value"], rows) if rows
-                     else "The config names none of the usual settings; see the file below."))
-        for doc, lang in ((files.filter_config, "yaml"), (files.filter_report, "json")):
-            if doc is not None:
-                parts.append(_details(doc.path.name, doc.text, lang))
-    else:
-        parts.append(f"### Filtering\n\nNo `{FILTER_CONFIG}` or `{FILTER_REPORT}` was found.")
-    return "\n\n".join(parts)
-
-
-def _details(name: str, text: str, lang: str, limit: int = 8000) -> str:
-    if len(text) > limit:
-        text = text[:limit] + f"\n... ({len(text) - limit:,} more characters in provenance/{name})"
-    return f"<details><summary><code>{name}</code> as written</summary>\n\n{_fence(text, lang)}\n\n</details>"
-
-
-def _funnel_section(funnel: Funnel | None, files: RunFiles) -> str:
-    if funnel is None:
-        return ""
-    rows: list[list[Any]] = []
-    rows.append([funnel.rows()[0][0], f"{funnel.start:,}", "", ""])
-    for step in funnel.steps:
-        reasons = ", ".join(f"{r} {n:,}" for r, n in list(step.reasons.items())[:6])
-        rows.append([step.stage, f"{step.remaining:,}", f"−{step.rejected:,}", reasons])
-    rows.append(["**kept**", f"**{funnel.kept:,}**", "", ""])
-    text = "## Funnel\n\n" + _table(["stage", "rows", "removed", "reasons"], rows)
-    notes = []
-    if funnel.source != "rejected.jsonl":
-        notes.append(f"Reject counts from `{funnel.source}` (no `rejected.jsonl` beside the data).")
-    generation = generation_rejects(files)
-    if generation:
-        notes.append("Before rows were written, generation itself dropped candidates (from `manifest.json` "
-                     "totals): " + ", ".join(f"{r} {n:,}" for r, n in generation.items()) + ".")
-    if funnel.errors:
-        notes.append(f"{funnel.errors:,} generation requests failed and are listed in `errors.jsonl` "
-                     "(they never became rows).")
-    if funnel.unaccounted:
-        notes.append(f"**{funnel.unaccounted:,} rows of `generated.jsonl` are neither kept nor rejected**: "
-                     "the filter output and the generated file may come from different runs.")
-    if funnel.generated is None and files.manifest is None:
-        notes.append("The generated count is kept + rejected (no `generated.jsonl` was found).")
-    return text + ("\n\n" + "\n".join(f"- {n}" for n in notes) if notes else "")
-
-
 def _stats_section(scan: ScanResult) -> str:
     stats = scan.stats
     header = ["", "min", "p10", "median", "mean", "p90", "max"]
@@ -483,67 +410,55 @@ def _stats_section(scan: ScanResult) -> str:
     scored = {name: len(v) for name, v in stats.scores.items()}
     if scored:
         text += "\n\nRows scored: " + ", ".join(f"{n} {c:,}/{stats.count:,}" for n, c in sorted(scored.items())) + "."
-    if stats.sources:
-        text += "\n\nSources (`meta.source`): " + ", ".join(f"{s} {c:,}" for s, c in stats.sources.most_common()) + "."
     return text
 
 
-def _examples_section(scan: ScanResult, limit: int = 700) -> str:
+def _examples_section(scan: ScanResult, limit: int = MAX_EXAMPLE_CHARS) -> str:
     if not scan.stats.examples:
         return ""
     blocks = []
-    for i, record in enumerate(scan.stats.examples, 1):
+    for i, record in enumerate(scan.stats.examples[:2], 1):
         turns = []
         for message in record["messages"]:
             content = message["content"]
             if len(content) > limit:
                 content = content[:limit] + f" … ({len(content) - limit:,} more characters)"
             turns.append(f"**{message['role']}**\n\n{_fence(content, 'text')}")
-        scores = record.get("scores")
-        tail = f"\n\nscores: `{json.dumps(scores)}`" if scores else ""
         blocks.append(f"<details><summary>Example {i} (<code>{record['id']}</code>)</summary>\n\n"
-                      + "\n\n".join(turns) + tail + "\n\n</details>")
-    return "## Examples\n\nThe first rows of the file, unedited:\n\n" + "\n\n".join(blocks)
+                      + "\n\n".join(turns) + "\n\n</details>")
+    return "## Examples\n\n" + "\n\n".join(blocks)
 
 
-def _licence_section(files: RunFiles, scan: ScanResult, metadata: Mapping[str, Any]) -> str:
-    lines = [f"- This card declares `license: {metadata.get('license')}`."]
-    teacher = teacher_name(files)
-    if teacher:
-        note = next((text for key, _, text in TEACHER_TERMS if key in teacher.lower()), None)
-        lines.append(f"- Teacher model `{teacher}`: " + (note or "check the model's licence and terms of use; "
-                     "they may restrict how its outputs can be used."))
-    else:
-        lines.append("- Teacher model: not recorded (no manifest); if the rows are model outputs, that model's "
-                     "terms apply to them.")
-    seeds_license = seed_license(files)
-    seeds = first_value(_doc_value(files.manifest), ("seeds", "seed_file", "seed_path", "seeds_path"))
-    if seeds_license:
-        lines.append(f"- Seed data{f' `{_compact(seeds, 120)}`' if seeds else ''}: licence `{seeds_license}` "
-                     "(from the manifest).")
-    else:
-        lines.append("- Seed data: licence not recorded in the manifest; check the seed file's source.")
-    imported = [s for s in scan.stats.sources if s not in ("self-instruct", "generated", "alpaca-preset")]
+def _licence_section(facts: CardFacts, metadata: Mapping[str, Any]) -> str:
+    declared = metadata.get("license")
+    lines = [f"- `license: {declared}`" + (f": {facts.license_reason}." if declared == facts.license else
+                                            " (kept from the existing card).")]
+    if facts.generated:
+        lines.append(f"- Teacher model `{facts.teacher or 'not recorded'}`: " + (
+            facts.teacher_note or "check the model's licence and terms of use; they may restrict how its "
+            "outputs can be used."))
+        lines.append(f"- Seed file `{facts.seeds or 'not recorded'}`: "
+                     + (f"`{facts.seeds_license}`." if facts.seeds_license else "licence not recorded."))
+    imported = [s for s in facts.sources if not facts.generated or s not in ("self-instruct", "alpaca")]
     if imported:
-        lines.append(f"- Rows imported from other datasets (`meta.source`: {', '.join(sorted(imported))}) keep "
-                     "their original licences.")
+        lines.append(f"- Rows from {', '.join(f'`{s}`' for s in imported[:5])} keep their original licences.")
     return "## Licence\n\n" + "\n".join(lines)
 
 
-def _limitations_section(files: RunFiles, funnel: Funnel | None) -> str:
-    teacher = teacher_name(files)
-    lines = [
-        f"- Responses are machine-generated{f' by `{teacher}`' if teacher else ''} and were not reviewed by "
-        "people: they can be wrong, biased or unsafe, and their quality is bounded by the teacher's.",
-        "- The filters are heuristics: they remove the failures they name (see the funnel), not every bad row.",
-    ]
-    decontam = list(find_values(_doc_value(files.filter_config), _DECONTAM_KEYS))
+def _limitations_section(files: RunFiles, facts: CardFacts, funnel: Funnel | None) -> str:
+    lines = []
+    if facts.generated:
+        lines.append(f"- Responses are machine-generated{f' by `{facts.teacher}`' if facts.teacher else ''} and "
+                     "were not reviewed by people: they can be wrong, biased or unsafe.")
+    if files.filter_report is not None or files.filter_config is not None:
+        lines.append("- The filters are heuristics: they remove the failures they name, not every bad row.")
+    decontam = files.filter_config.decontaminate if files.filter_config else []
     if decontam:
-        lines.append(f"- Decontaminated only against: {_compact(decontam[0], 200)}; other benchmarks may overlap.")
+        lines.append(f"- Decontaminated only against {', '.join(_name(p) for p in decontam)}; other benchmarks "
+                     "may overlap.")
     else:
         lines.append("- No decontamination against evaluation sets is recorded: check before evaluating on "
                      "public benchmarks.")
     if funnel and funnel.kept < 1000:
-        lines.append(f"- Small: {funnel.kept:,} rows. Enough for a demonstration or a LIMA-style experiment, "
-                     "not for broad instruction tuning.")
+        lines.append(f"- Small: {funnel.kept:,} rows.")
     return "## Limitations\n\n" + "\n".join(lines)

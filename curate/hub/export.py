@@ -47,6 +47,7 @@ from typing import Any
 
 from curate.errors import CurateError
 from curate.hub.scan import ColumnPlan, ExportConfig, scan_records, tracked
+from curate.hub.tools import write_tool_files
 from curate.records import validate_record
 from curate.records.jsonl import dumps, iter_valid
 from curate.records.shards import ROWS_PER_BATCH, SPLIT_ORDER, shard_name
@@ -257,6 +258,7 @@ def _export_into(source: Path, config: ExportConfig, scan: Any, out: Path, exist
     shards = {split: sorted((out / "data").glob(f"{split}-*.{config.format}")) for split in splits}
     split_bytes = {s: sum(split_sizes[s]) for s in splits}
     card = write_card(out, config, files, scan, splits, split_bytes, shards, schema, evidence, existing_card)
+    write_tool_files(out, config.pretty_name or config.out.name, config.repo_id, shards, config.format)
     return ExportResult(out, splits, shards, card, list(scan.plan.promoted), evidence)
 
 
@@ -280,8 +282,32 @@ def _swap_in(staging: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def without_local_paths(value: Any, text: str) -> str:
+    """``text`` with every absolute path found in its parsed ``value`` cut to the file's name.
+
+    Stage files record where they read and wrote (``/home/me/.venv/.../seed_tasks.jsonl``); a
+    published dataset must not carry the publisher's file system, so only names survive.
+    """
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, Mapping):
+            for item in node.values():
+                walk(item)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+        elif isinstance(node, str) and os.path.isabs(node) and "\n" not in node:
+            found.add(node)
+
+    walk(value)
+    for path in sorted(found, key=len, reverse=True):  # longest first: a path may contain a shorter one
+        text = text.replace(path, Path(path).name)
+    return text
+
+
 def _copy_evidence(files: RunFiles, folder: Path) -> list[Path]:
-    """Copy the stage manifests, configs and reports verbatim beside the data."""
+    """Copy the stage manifests, configs and reports beside the data, local paths cut to file names."""
     docs = files.evidence()
     if not docs:
         shutil.rmtree(folder, ignore_errors=True)  # an earlier export's files would describe other data
@@ -290,7 +316,7 @@ def _copy_evidence(files: RunFiles, folder: Path) -> list[Path]:
     try:
         copied = []
         for doc in docs:
-            shutil.copyfile(doc.path, staging / doc.path.name)
+            (staging / doc.path.name).write_text(without_local_paths(doc.value, doc.text), encoding="utf-8")
             copied.append(folder / doc.path.name)
         _swap_in(staging, folder)
     finally:

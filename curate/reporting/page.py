@@ -32,6 +32,7 @@ from curate.runs.evidence import (
     Funnel,
     RecordStats,
     RunFiles,
+    TrainRun,
     compute_funnel,
     find_run_files,
     generation_rejects,
@@ -347,13 +348,26 @@ def make_figures(data: ReportData) -> dict[str, Figure]:
     scores = scores_figure(data.kept, data.rejected)
     if scores:
         figures["scores"] = Figure("scores", "Scores", "Quality scores of kept and rejected rows.", *scores)
-    for i, run in enumerate(data.files.compare):
+    figures.update(stage_figures(data))
+    for i, run in enumerate(_curve_runs(data.files)):
+        train = next((t for t in data.files.train if t.folder == run.folder), None)
+        drawn = training_figure(train) if train is not None else None
+        if drawn:
+            figures[f"compare-{i}-curve"] = Figure(f"compare-{i}-curve", train.title(), "Loss per step with the "
+                                                   "learning rate (dotted, right axis), from metrics.json.", *drawn)
         for j, image in enumerate(run.images):
             key = f"compare-{i}-{j}"
             where = image.relative_to(data.run) if image.is_relative_to(data.run) else image
             figures[key] = Figure(key, f"{run.folder.name}: {image.stem}", f"{where}, as the stage drew it.",
                                   base64.b64encode(image.read_bytes()).decode("ascii"), _png_width(image))
     return figures
+
+
+def _curve_runs(files: RunFiles) -> list[CompareRun]:
+    """Compare folders, then training runs (their scalar metrics as the table, their PNGs)."""
+    trains = [CompareRun(t.folder, {k: v for k, v in t.metrics.items() if not isinstance(v, (Mapping, list))},
+                         t.images) for t in files.train]
+    return [*files.compare, *trains]
 
 
 # -- the page -----------------------------------------------------------------------------
@@ -391,7 +405,7 @@ def render(data: ReportData) -> str:
         ("prompt words", data.kept.prompt_words), ("response words", data.kept.response_words),
         *((f"score: {n}", v) for n, v in sorted(data.kept.scores.items())))}
     compare = [(run, _compare_table(run), json.dumps(run.results, indent=2, ensure_ascii=False)[:20000])
-               for run in data.files.compare]
+               for run in _curve_runs(data.files)]
     rejected_total = sum(block.count for block in data.reasons)
     funnel = data.funnel
     start = funnel.start if funnel else data.kept.count + rejected_total
@@ -413,3 +427,108 @@ def write_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str]) -
     with atomic_writer(out) as handle:
         handle.write(html)
     return out
+
+
+# -- generation and training --------------------------------------------------------------
+
+def generation_figure(files: RunFiles) -> tuple[str, int] | None:
+    """Generation as a stage: candidates the teacher proposed -> rejected by reason -> accepted -> rows."""
+    manifest = files.manifest
+    if manifest is None or not manifest.totals.get("candidates"):
+        return None
+    totals = manifest.totals
+    rows = [("candidates", int(totals.get("candidates") or 0))]
+    rows += [(f"rejected: {reason}", n) for reason, n in list(manifest.rejected.items())[:8]]
+    rows += [("accepted instructions", int(totals.get("instructions_accepted") or 0)),
+             ("rows written", int(totals.get("rows") or 0))]
+    fig = _new_figure(7.5, 0.42 * len(rows) + 1.0)
+    ax = fig.add_subplot()
+    labels, values = [r[0] for r in rows][::-1], [r[1] for r in rows][::-1]
+    colours = [KEPT if not label.startswith("rejected") else REJECTED for label in labels]
+    bars = ax.barh(labels, values, color=colours, height=0.62)
+    top = max(values) or 1
+    _label_bars(ax, bars, [f"{v:,}" for v in values], top)
+    ax.set_xlim(0, top * 1.15)
+    ax.set_xlabel("count", fontsize=9, color="#3d4852")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _style(ax)
+    return _encode(fig)
+
+
+def rouge_scores(files: RunFiles) -> list[float]:
+    """Each accepted instruction's highest ROUGE-L against the pool when it was accepted (meta.most_similar)."""
+    scores: dict[str, float] = {}
+    for row in iter_rows(files.generated or files.curated):
+        meta = row.get("meta")
+        similar = meta.get("most_similar") if isinstance(meta, Mapping) else None
+        if isinstance(similar, list) and similar and isinstance(similar[0], Mapping):
+            score = similar[0].get("score")
+            if isinstance(score, (int, float)):
+                scores.setdefault(str(meta.get("instruction", row.get("id"))), float(score))
+    return list(scores.values())
+
+
+def rouge_figure(values: list[float], threshold: float | None) -> tuple[str, int]:
+    import numpy as np
+
+    fig = _new_figure(7.5, 3.0)
+    ax = fig.add_subplot()
+    ax.hist(np.asarray(values), bins=np.linspace(0, 1, 21), color=ACCENT, edgecolor="white", linewidth=0.6)
+    if threshold is not None:
+        ax.axvline(threshold, color=REJECTED, linewidth=1.2, linestyle="--", label=f"novelty threshold {threshold}")
+        ax.legend(fontsize=8, framealpha=0.9, edgecolor="none")
+    ax.set_xlabel("highest ROUGE-L F against the pool", fontsize=9, color="#3d4852")
+    ax.set_ylabel("instructions", fontsize=9, color="#3d4852")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    _style(ax)
+    return _encode(fig)
+
+
+def training_figure(run: TrainRun) -> tuple[str, int] | None:
+    """Train and eval loss per step, the learning rate on a second axis, titled with what ran."""
+    train, evals = run.train_loss, run.eval_loss
+    if not train and not evals:
+        return None
+    from matplotlib.ticker import MaxNLocator
+
+    fig = _new_figure(7.5, 3.4)
+    ax = fig.add_subplot()
+    if train:
+        ax.plot([e.get("step") for e in train], [e.get("loss") for e in train], color=KEPT, label="train loss")
+    if evals:
+        ax.plot([e.get("step") for e in evals], [e.get("loss") for e in evals], color=REJECTED, marker="o",
+                label="eval loss")
+    ax.set_xlabel("optimizer step", fontsize=9, color="#3d4852")
+    ax.set_ylabel("loss", fontsize=9, color="#3d4852")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    rates = [(e.get("step"), e.get("learning_rate")) for e in train if e.get("learning_rate") is not None]
+    if rates:
+        lr = ax.twinx()
+        lr.plot([s for s, _ in rates], [r for _, r in rates], color=NEUTRAL, linestyle=":", label="learning rate")
+        lr.set_ylabel("learning rate", fontsize=9, color=NEUTRAL)
+        lr.tick_params(labelsize=8, colors=NEUTRAL)
+        lr.spines[["top"]].set_visible(False)
+    ax.set_title(run.title(), fontsize=10, color="#1f2933", loc="left")
+    ax.legend(fontsize=8, framealpha=0.9, edgecolor="none", loc="upper right")
+    _style(ax)
+    return _encode(fig)
+
+
+def stage_figures(data: ReportData) -> dict[str, Figure]:
+    """Generation funnel, ROUGE-L distribution and training curves; only those with something to show."""
+    figures: dict[str, Figure] = {}
+    generation = generation_figure(data.files)
+    if generation:
+        figures["generation"] = Figure("generation", "Generation", "Candidates the teacher proposed, those "
+                                       "rejected by reason (manifest.json totals), accepted and written.", *generation)
+    scores = rouge_scores(data.files)
+    if scores:
+        threshold = data.files.manifest.config.get("novelty_threshold") if data.files.manifest else None
+        figures["rouge"] = Figure("rouge", "Novelty", f"Highest ROUGE-L of each of {len(scores):,} accepted "
+                                  "instructions against the pool at the time it was accepted.",
+                                  *rouge_figure(scores, threshold))
+    return figures

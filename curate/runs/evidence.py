@@ -1,19 +1,23 @@
-"""What a run left on disk, and the numbers the dataset card and the HTML report show.
+"""What a run left on disk, read through one typed reader per stage file, and the numbers the card and report show.
 
-Every stage writes its outputs and its evidence beside each other:
+Every stage writes its outputs and its evidence beside each other (names: :mod:`curate.runs.names`):
 
-    generated.jsonl  manifest.json  errors.jsonl            (curate generate)
-    curated.jsonl    rejected.jsonl filter_report.json  filter_config.yaml   (curate filter)
-    compare/<name>/results.json  curve.png                  (curate compare)
+    generated.jsonl  manifest.json  errors.jsonl  rejected_candidates.jsonl        (curate generate)
+    curated.jsonl    rejected.jsonl filter_report.json  filter_config.yaml         (curate filter; STEM.* for other stems)
+    runs/NAME/config.yaml  metrics.json  loss_curve.png                            (curate train)
+    compare/<name>/results.json  *.png                                             (curate compare)
 
-``find_run_files`` looks for those names in one folder (and follows a filter report's
-pointer to the generated file's folder); nothing is required, everything missing is
-reported as missing. The funnel is counted from the data itself (kept rows plus the
-rejected rows' ``reject.stage``/``reject.reason``), so it cannot disagree with the files;
-the stage reports are shown as they were written, never retyped.
+Each evidence file has one reader here (:class:`Manifest`, :class:`FilterReport`, :class:`FilterSettings`,
+:class:`TrainRun`) whose fields are the keys the stage writes, so the card and the report read typed
+fields instead of searching for likely key names. ``find_run_files`` looks for the files in one
+folder (and follows a filter report's ``input`` to the generated file's folder); nothing is
+required, a missing file is ``None``, a broken one a noted problem. The funnel is counted from the
+data itself (kept rows plus the rejected rows' ``reject.stage``/``reject.reason``), so it cannot
+disagree with the files.
 
     from curate.runs.evidence import find_run_files, compute_funnel
     files = find_run_files("runs/demo")
+    files.manifest.teacher, files.filter_report.kept
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import json
 import math
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,17 +35,15 @@ import yaml
 
 from curate.errors import CurateError, InputError
 from curate.records.jsonl import iter_json_rows
+from curate.runs import names
 
-CURATED = "curated.jsonl"
-GENERATED = "generated.jsonl"
-REJECTED = "rejected.jsonl"
-ERRORS = "errors.jsonl"
-MANIFEST = "manifest.json"
-FILTER_REPORT = "filter_report.json"
-FILTER_CONFIG = "filter_config.yaml"
-# Stage evidence that travels with a published dataset (STYLE: config.yaml + report.json per stage).
-EVIDENCE_NAMES = (MANIFEST, FILTER_REPORT, FILTER_CONFIG, "config.yaml", "report.json")
-_INPUT_KEYS = ("input", "inputs", "source", "generated", "input_path", "in")
+CURATED = names.CURATED
+GENERATED = names.GENERATED
+REJECTED = names.REJECTED
+ERRORS = names.GENERATE_ERRORS
+MANIFEST = names.MANIFEST
+FILTER_REPORT = names.FILTER_REPORT
+FILTER_CONFIG = names.FILTER_CONFIG
 
 
 @dataclass
@@ -51,6 +53,169 @@ class StageDoc:
     path: Path
     value: Any
     text: str
+
+
+def read_doc(path: Path, problems: list[str]) -> StageDoc | None:
+    """Parse a JSON or YAML evidence file; a broken one becomes a noted problem, not a crash."""
+    if not path.is_file():
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+        value = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as err:
+        problems.append(f"{path}: could not be read ({str(err).splitlines()[0]})")
+        return None
+    if not isinstance(value, dict):
+        problems.append(f"{path}: expected a mapping at the top, got {type(value).__name__}")
+        return None
+    return StageDoc(path, value, text)
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+# -- one reader per stage file ------------------------------------------------------------
+
+@dataclass
+class Manifest:
+    """``manifest.json`` of ``curate generate`` (generators/run.py writes these keys)."""
+
+    doc: StageDoc
+    teacher: str | None
+    engine: str | None
+    preset: str | None
+    status: str | None
+    seeds_path: str | None
+    seeds_sha256: str | None
+    seeds_count: int | None
+    seeds_license: str | None
+    config: dict[str, Any]
+    totals: dict[str, Any]
+
+    @classmethod
+    def from_doc(cls, doc: StageDoc) -> Manifest:
+        v = doc.value
+        seeds, config, engine = _dict(v.get("seeds")), _dict(v.get("config")), v.get("engine")
+        engine_name = engine.get("name") if isinstance(engine, Mapping) else engine
+        teacher = v.get("teacher") or (engine.get("model") if isinstance(engine, Mapping) else None)
+        return cls(doc, str(teacher) if teacher else None, str(engine_name) if engine_name else None,
+                   config.get("preset"), v.get("status"), seeds.get("path"), seeds.get("sha256"),
+                   _int(seeds.get("count")), seeds.get("license"), config, _dict(v.get("totals")))
+
+    @property
+    def rejected(self) -> dict[str, int]:
+        """Candidates generation dropped before writing rows, by reason, largest first."""
+        counts = {str(k): n for k, v in _dict(self.totals.get("rejected")).items() if (n := _int(v))}
+        return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+@dataclass
+class FilterReport:
+    """``filter_report.json`` of ``curate filter`` (curate/filtering writes these keys)."""
+
+    doc: StageDoc
+    input: str | None
+    rows_in: int | None
+    kept: int | None
+    rejected: int | None
+    rejected_by_reason: dict[str, int]
+    rejected_by_stage: dict[str, int]
+    stages: list[dict[str, Any]]
+    preset: str | None
+    decontaminate: list[dict[str, Any]]
+    near_dedup: dict[str, Any] | None
+    exact_dedup: dict[str, Any] | None
+
+    @classmethod
+    def from_doc(cls, doc: StageDoc) -> FilterReport:
+        v = doc.value
+        stages = [dict(s) for s in v.get("stages") or [] if isinstance(s, Mapping) and "stage" in s]
+        decon = [dict(e) for e in v.get("decontaminate") or [] if isinstance(e, Mapping)]
+        return cls(doc, v.get("input") if isinstance(v.get("input"), str) else None, _int(v.get("in")),
+                   _int(v.get("kept")), _int(v.get("rejected")),
+                   {str(k): n for k, n in _dict(v.get("rejected_by_reason")).items() if _int(n)},
+                   {str(k): n for k, n in _dict(v.get("rejected_by_stage")).items() if _int(n) is not None},
+                   stages, v.get("preset"), decon, v.get("near_dedup") if isinstance(v.get("near_dedup"), Mapping)
+                   else None, v.get("exact_dedup") if isinstance(v.get("exact_dedup"), Mapping) else None)
+
+    @property
+    def active_stages(self) -> list[str]:
+        return [str(s["stage"]) for s in self.stages if s.get("active", True)]
+
+
+@dataclass
+class FilterSettings:
+    """``filter_config.yaml``: the resolved filter settings (FilterConfig.as_dict)."""
+
+    doc: StageDoc
+    preset: str | None
+    filters: list[str]
+    thresholds: dict[str, Any]
+    exact_dedup: bool | None
+    dedup: dict[str, Any] | None
+    decontaminate: list[str]
+    decontam_ngram: int | None
+    against: list[str]
+
+    @classmethod
+    def from_doc(cls, doc: StageDoc) -> FilterSettings:
+        v = doc.value
+        return cls(doc, v.get("preset"), [str(f) for f in v.get("filters") or []], _dict(v.get("thresholds")),
+                   v.get("exact_dedup"), v.get("dedup") if isinstance(v.get("dedup"), Mapping) else None,
+                   [str(p) for p in v.get("decontaminate") or []], _int(v.get("decontam_ngram")),
+                   [str(p) for p in v.get("against") or []])
+
+
+@dataclass
+class TrainRun:
+    """A ``curate train`` folder: ``config.yaml`` (resolved recipe + ``run``) and ``metrics.json``."""
+
+    folder: Path
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    images: list[Path]
+
+    @property
+    def model(self) -> str | None:
+        return _dict(self.config.get("run")).get("base_model") or self.config.get("model")
+
+    @property
+    def method(self) -> str:
+        quant = self.config.get("quantization")
+        peft = "LoRA" if self.config.get("lora") else "full fine-tuning"
+        return f"Q{peft}" if quant in ("nf4", "fp4") and peft == "LoRA" else peft
+
+    @property
+    def data(self) -> str | None:
+        data = _dict(self.config.get("run")).get("data")
+        return Path(str(data)).name if data else None
+
+    @property
+    def max_length(self) -> int | None:
+        return _int(_dict(self.config.get("sft")).get("max_length"))
+
+    @property
+    def steps(self) -> int | None:
+        return _int(self.metrics.get("steps"))
+
+    @property
+    def train_loss(self) -> list[dict[str, Any]]:
+        return [e for e in self.metrics.get("train_loss") or [] if isinstance(e, Mapping)]
+
+    @property
+    def eval_loss(self) -> list[dict[str, Any]]:
+        return [e for e in self.metrics.get("eval_loss") or [] if isinstance(e, Mapping)]
+
+    def title(self) -> str:
+        """What ran, in words: model, method, data, steps."""
+        model = Path(str(self.model)).name if self.model else "a model"
+        steps = f"{self.steps:,} steps" if self.steps is not None else "steps unknown"
+        return f"{model}, {self.method}, on {self.data or 'unknown data'}, {steps}"
 
 
 @dataclass
@@ -67,29 +232,28 @@ class RunFiles:
     generated: Path | None = None
     rejected: Path | None = None
     errors: Path | None = None
-    manifest: StageDoc | None = None
-    filter_report: StageDoc | None = None
-    filter_config: StageDoc | None = None
+    rejected_candidates: Path | None = None
+    manifest: Manifest | None = None
+    filter_report: FilterReport | None = None
+    filter_config: FilterSettings | None = None
     extra_docs: list[StageDoc] = field(default_factory=list)
+    train: list[TrainRun] = field(default_factory=list)
     compare: list[CompareRun] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     def evidence(self) -> list[StageDoc]:
-        docs = [self.manifest, self.filter_config, self.filter_report, *self.extra_docs]
-        return [doc for doc in docs if doc is not None]
+        docs = [d.doc for d in (self.manifest, self.filter_config, self.filter_report) if d is not None]
+        return docs + self.extra_docs
+
+    @property
+    def generated_here(self) -> bool:
+        """Whether `curate generate` made the rows (its manifest was found): the only proof we accept."""
+        return self.manifest is not None
 
 
-def read_doc(path: Path, problems: list[str]) -> StageDoc | None:
-    """Parse a JSON or YAML evidence file; a broken one becomes a noted problem, not a crash."""
-    if not path.is_file():
-        return None
-    try:
-        text = path.read_text(encoding="utf-8")
-        value = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as err:
-        problems.append(f"{path}: could not be read ({str(err).splitlines()[0]})")
-        return None
-    return StageDoc(path, value, text)
+def _typed(path: Path, reader: Any, problems: list[str]) -> Any:
+    doc = read_doc(path, problems)
+    return reader.from_doc(doc) if doc is not None else None
 
 
 def find_run_files(folder: str | os.PathLike[str], curated: str | os.PathLike[str] | None = None) -> RunFiles:
@@ -97,99 +261,65 @@ def find_run_files(folder: str | os.PathLike[str], curated: str | os.PathLike[st
     folder = Path(folder)
     files = RunFiles(folder)
 
-    prefix = _filter_prefix(folder, Path(curated) if curated else None)
-
-    def present(name: str) -> Path | None:
-        path = folder / name
+    def present(path: Path) -> Path | None:
         return path if path.is_file() else None
 
-    files.curated = Path(curated) if curated else present(f"{prefix}jsonl" if prefix else CURATED)
-    files.rejected = present(prefix + REJECTED)
-    files.filter_report = read_doc(folder / (prefix + FILTER_REPORT), files.problems)
-    files.filter_config = read_doc(folder / (prefix + FILTER_CONFIG), files.problems)
-    files.generated = present(GENERATED)
-    gen_folder = folder
-    if files.generated is None:
-        # filter may have read generated.jsonl from another folder; its report or config says which
-        pointer = _generated_pointer(files)
-        if pointer is not None:
-            files.generated, gen_folder = pointer, pointer.parent
-    files.manifest = read_doc(gen_folder / MANIFEST, files.problems)
-    files.errors = (gen_folder / ERRORS) if (gen_folder / ERRORS).is_file() else None
-    for name in ("config.yaml", "report.json"):
-        doc = read_doc(folder / name, files.problems)
-        if doc is not None:
-            files.extra_docs.append(doc)
+    kept = Path(curated) if curated else _default_curated(folder)
+    paths = names.filter_paths(kept)
+    files.curated = present(kept)
+    files.rejected = present(paths.rejected)
+    files.filter_report = _typed(paths.report, FilterReport, files.problems)
+    files.filter_config = _typed(paths.config, FilterSettings, files.problems)
+    gen = names.generate_paths(folder / GENERATED)
+    if not gen.out.is_file() and files.filter_report and files.filter_report.input:
+        # filter may have read generated.jsonl from another folder; its report says which
+        pointed = Path(files.filter_report.input)
+        pointed = pointed if pointed.is_absolute() or not (folder / pointed).exists() else folder / pointed
+        if pointed.is_file() and (pointed.parent / MANIFEST).is_file():
+            gen = names.generate_paths(pointed)
+    files.generated = present(gen.out)
+    files.manifest = _typed(gen.manifest, Manifest, files.problems)
+    files.errors = present(gen.errors)
+    files.rejected_candidates = present(gen.rejected)
+    files.train = _find_train_runs(folder)
     files.compare = _find_compare_runs(folder)
     return files
 
 
-def _filter_prefix(folder: Path, curated: Path | None) -> str:
-    """'' for curated.jsonl; 'name.' when filter wrote name.jsonl and name.rejected.jsonl etc. beside it."""
-    if curated is not None:
-        stem = curated.name.removesuffix(".gz").removesuffix(".jsonl").removesuffix(".json")
-        return "" if stem == "curated" else f"{stem}."
+def _default_curated(folder: Path) -> Path:
+    """curated.jsonl, or STEM.jsonl when the folder holds exactly one STEM.filter_report.json."""
     if (folder / CURATED).is_file() or (folder / FILTER_REPORT).is_file():
-        return ""
+        return folder / CURATED
     reports = sorted(folder.glob(f"*.{FILTER_REPORT}"))
-    return reports[0].name.removesuffix(FILTER_REPORT) if len(reports) == 1 else ""
+    return names.curated_for_report(reports[0]) if len(reports) == 1 else folder / CURATED
 
 
-def _generated_pointer(files: RunFiles) -> Path | None:
-    for doc in (files.filter_report, files.filter_config):
-        if doc is None:
-            continue
-        for value in find_values(doc.value, _INPUT_KEYS):
-            if isinstance(value, str) and value.endswith((".jsonl", ".jsonl.gz", ".json")):
-                candidate = Path(value)
-                if not candidate.is_absolute():
-                    candidate = (files.folder / candidate) if (files.folder / candidate).exists() else candidate
-                if candidate.is_file():
-                    return candidate
-    return None
-
-
-_CURVE_FILES = ("compare/**/results.json", "*/results.json", "results.json",  # curate compare
-                "*/metrics.json", "runs/*/metrics.json", "metrics.json")          # curate train
-
-
-def _find_compare_runs(folder: Path) -> list[CompareRun]:
-    """Folders holding a compare ``results.json`` or a training ``metrics.json``, with their PNG curves."""
+def _find_train_runs(folder: Path) -> list[TrainRun]:
     runs = []
-    seen: set[Path] = set()
-    for results in (path for pattern in _CURVE_FILES for path in sorted(folder.glob(pattern))):
-        parent = results.parent
-        if parent in seen:
-            continue
-        seen.add(parent)
+    for metrics in sorted({*folder.glob(names.TRAIN_METRICS), *folder.glob(f"*/{names.TRAIN_METRICS}"),
+                           *folder.glob(f"runs/*/{names.TRAIN_METRICS}")}):
         problems: list[str] = []
-        doc = read_doc(results, problems)
-        runs.append(CompareRun(parent, doc.value if doc else None, sorted(parent.glob("*.png"))))
+        doc = read_doc(metrics, problems)
+        config = read_doc(metrics.parent / names.TRAIN_CONFIG, problems)
+        if doc is not None:
+            runs.append(TrainRun(metrics.parent, config.value if config else {}, doc.value,
+                                 sorted(metrics.parent.glob("*.png"))))
     return runs
 
 
-def find_values(obj: Any, names: Sequence[str], depth: int = 4) -> Iterator[Any]:
-    """Values of keys named ``names`` anywhere in nested dicts, shallowest first.
-
-    Stage files are written by other stages and may nest their settings; we look them up
-    by name rather than by a fixed path so the card degrades instead of breaking.
-    """
-    level: list[Any] = [obj]
-    for _ in range(depth):
-        following: list[Any] = []
-        for node in level:
-            if isinstance(node, Mapping):
-                for name in names:
-                    if name in node and node[name] not in (None, "", [], {}):
-                        yield node[name]
-                following.extend(v for v in node.values() if isinstance(v, (Mapping, list)))
-            elif isinstance(node, list):
-                following.extend(v for v in node if isinstance(v, (Mapping, list)))
-        level = following
-
-
-def first_value(obj: Any, names: Sequence[str]) -> Any:
-    return next(find_values(obj, names), None)
+def _find_compare_runs(folder: Path) -> list[CompareRun]:
+    """Folders holding a compare ``results.json``, with their PNG curves."""
+    runs = []
+    seen: set[Path] = set()
+    for pattern in (f"compare/**/{names.COMPARE_RESULTS}", f"*/{names.COMPARE_RESULTS}", names.COMPARE_RESULTS):
+        for results in sorted(folder.glob(pattern)):
+            if results.parent in seen:
+                continue
+            seen.add(results.parent)
+            problems: list[str] = []
+            doc = read_doc(results, problems)
+            runs.append(CompareRun(results.parent, doc.value if doc else None, sorted(results.parent.glob("*.png"))))
+    return runs
 
 
 # -- rows ---------------------------------------------------------------------------------
@@ -307,39 +437,23 @@ def compute_funnel(files: RunFiles, kept: int | None = None, reject_counts: Coun
 
 def _reported_stages(files: RunFiles) -> list[str]:
     """Active stages in pipeline order, from filter_report.json's ``stages`` list."""
-    stages = files.filter_report.value.get("stages") if files.filter_report and isinstance(
-        files.filter_report.value, Mapping) else None
-    if not isinstance(stages, list):
-        return []
-    return [str(s["stage"]) for s in stages if isinstance(s, Mapping) and "stage" in s and s.get("active", True)]
+    return files.filter_report.active_stages if files.filter_report else []
 
 
 def generation_rejects(files: RunFiles) -> dict[str, int]:
     """Candidates the generator dropped before writing rows (manifest ``totals.rejected``)."""
-    totals = first_value(files.manifest.value if files.manifest else None, ("totals",))
-    rejected = totals.get("rejected") if isinstance(totals, Mapping) else None
-    if not isinstance(rejected, Mapping):
-        return {}
-    counts = {str(k): int(v) for k, v in rejected.items() if isinstance(v, int) and not isinstance(v, bool) and v}
-    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+    return files.manifest.rejected if files.manifest else {}
 
 
 def _reject_counts_from_report(files: RunFiles) -> Counter:
-    """Best effort: a ``{reason: count}`` map found in filter_report.json."""
-    if files.filter_report is None:
+    """(stage, reason) counts from filter_report.json when there is no rejected.jsonl to count."""
+    report = files.filter_report
+    if report is None:
         return Counter()
-    for value in find_values(files.filter_report.value, ("rejected_by_reason", "reasons", "by_reason", "rejected")):
-        if isinstance(value, Mapping) and value and all(isinstance(v, int) for v in value.values()):
-            return Counter({("filter", str(k)): int(v) for k, v in value.items() if v})
-        if isinstance(value, Mapping) and all(isinstance(v, Mapping) for v in value.values()):
-            counts = Counter()
-            for stage, reasons in value.items():
-                for reason, count in reasons.items():
-                    if isinstance(count, int) and count:
-                        counts[(str(stage), str(reason))] = count
-            if counts:
-                return counts
-    return Counter()
+    stages = [s for s in report.active_stages if report.rejected_by_stage.get(s)]
+    if len(stages) == 1:
+        return Counter({(stages[0], reason): n for reason, n in report.rejected_by_reason.items()})
+    return Counter({("filter", reason): n for reason, n in report.rejected_by_reason.items()})
 
 
 # -- statistics ---------------------------------------------------------------------------
@@ -368,7 +482,8 @@ class RecordStats:
     response_words: list[int] = field(default_factory=list)
     turns: list[int] = field(default_factory=list)
     scores: dict[str, list[float]] = field(default_factory=dict)
-    sources: Counter = field(default_factory=Counter)
+    sources: Counter = field(default_factory=Counter)  # meta.source: where rows came from
+    formats: Counter = field(default_factory=Counter)  # meta.format: the format imported rows had
     examples: list[dict[str, Any]] = field(default_factory=list)
     max_examples: int = 3
 
@@ -386,6 +501,8 @@ class RecordStats:
         meta = record.get("meta")
         if isinstance(meta, Mapping) and "source" in meta:
             self.sources[str(meta["source"])] += 1
+        if isinstance(meta, Mapping) and "format" in meta:
+            self.formats[str(meta["format"])] += 1
         if len(self.examples) < self.max_examples:
             self.examples.append(dict(record))
 

@@ -44,7 +44,7 @@ def rejected_rows(kept: list[dict[str, Any]]) -> list[dict[str, Any]]:
         else:
             target = kept[i % 3]
             reply = target["messages"][1]["content"] + f" (v{i})"
-            reject = {"stage": "dedup", "reason": "near_duplicate", "detail": {"jaccard": 0.91},
+            reject = {"stage": "near_dedup", "reason": "near_duplicate", "detail": {"jaccard": 0.91},
                       "dup_of": target["id"], "cluster_id": f"c{i % 3}"}
         row = make_record([{"role": "user", "content": f"Rejected prompt {i}, please answer it."},
                            {"role": "assistant", "content": reply}], {"source": "self-instruct"},
@@ -63,23 +63,36 @@ def manifest(count: int) -> dict[str, Any]:
                    "instances": {"max_tokens": 350, "temperature": 0.0, "top_p": 0.0, "stop": ["Example 6"]}},
         "engine": {"name": "llama-cpp", "model": "SmolLM2-135M-Instruct", "n_ctx": 2048},
         "teacher": "SmolLM2-135M-Instruct",
-        "seeds": {"path": "seeds/seed_tasks.jsonl", "sha256": SEEDS_SHA, "count": 95},
+        "seeds": {"path": "/opt/venv/lib/python3.11/site-packages/seeds/seed_tasks.jsonl", "sha256": SEEDS_SHA,
+                  "count": 95},
         "totals": {"requests": 90, "rows": count, "errors": 2, "rejected": {"rouge_novelty": 31, "too_long": 4}},
     }
 
 
 FILTER_CONFIG = """\
-preset: default
-filters:
-  min_response_words: 3
-  max_repetition: 0.3
-dedup:
-  exact: true
-  near: {threshold: 0.8, num_perm: 128, ngram: 5}
-decontamination:
-  eval_sets: [user_oriented_instructions.jsonl]
-  ngram: 13
+# resolved `curate filter` settings; rerun with --config this file
+preset: sft
+filters: [empty_turn, refusal, too_short]
+thresholds: {min_response_words: 3, max_repetition: 0.3}
+exact_dedup: true
+dedup: {threshold: 0.8, num_perm: 128, ngram: 5, keep: first}
+decontaminate: [/home/someone/evals/user_oriented_instructions.jsonl]
+decontam_ngram: 13
+against: []
 """
+
+
+def filter_report(folder: Path) -> dict[str, Any]:
+    """Shaped like curate/filtering's filter_report.json (absolute paths, as the filter writes them)."""
+    stages = [{"stage": "filter", "active": True, "in": 64, "dropped": 14, "out": 50, "seconds": 0.1},
+              {"stage": "decontaminate", "active": True, "in": 50, "dropped": 0, "out": 50, "seconds": 0.1},
+              {"stage": "exact_dedup", "active": True, "in": 50, "dropped": 0, "out": 50, "seconds": 0.1},
+              {"stage": "near_dedup", "active": True, "in": 50, "dropped": 10, "out": 40, "seconds": 0.1}]
+    return {"input": str(folder.resolve() / "generated.jsonl"), "outputs": {"curated": str(folder / "curated.jsonl")},
+            "in": 64, "kept": 40, "rejected": 24, "reconciles": True,
+            "rejected_by_reason": {"refusal": 8, "too_short": 6, "near_duplicate": 10},
+            "rejected_by_stage": {"filter": 14, "decontaminate": 0, "exact_dedup": 0, "near_dedup": 10},
+            "stages": stages, "preset": "sft"}
 
 
 def write_run(folder: Path, *, with_manifests: bool = True, with_compare: bool = True) -> Path:
@@ -95,8 +108,7 @@ def write_run(folder: Path, *, with_manifests: bool = True, with_compare: bool =
                                           {"reason": "http_500", "message": "server error"}])
     write_json(folder / "manifest.json", manifest(len(kept) + len(rejected)))
     (folder / "filter_config.yaml").write_text(FILTER_CONFIG, encoding="utf-8")
-    write_json(folder / "filter_report.json", {"input": 64, "kept": 40, "rejected_by_reason": {
-        "refusal": 8, "too_short": 6, "near_duplicate": 10}})
+    write_json(folder / "filter_report.json", filter_report(folder))
     if with_compare:
         from matplotlib.figure import Figure
 

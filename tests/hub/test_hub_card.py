@@ -24,7 +24,7 @@ def test_card_metadata_is_what_the_hub_reads(run_dir: Path, tmp_path: Path) -> N
     card = _export(run_dir, tmp_path / "ds", split_eval=0.1)
     data = card.data.to_dict()
     DatasetCardData(**data)  # the hub client's own model accepts it
-    assert data["license"] == "other"  # seeds' licence is not in the manifest: not guessed
+    assert data["license"] == "other"  # these seeds are not the shipped ones and record no licence: not guessed
     assert data["language"] == ["en"]
     assert data["task_categories"] == ["text-generation"]
     assert data["size_categories"] == ["n<1K"]
@@ -41,28 +41,29 @@ def test_card_metadata_is_what_the_hub_reads(run_dir: Path, tmp_path: Path) -> N
 
 def test_card_body_is_read_from_the_stage_files(run_dir: Path, tmp_path: Path) -> None:
     text = _export(run_dir, tmp_path / "ds").text
-    # generation settings from manifest.json
+    assert "(generate → filter → dedup → score → export)" in text
+    # generation settings from manifest.json: the seed file by name, never by path
     assert "| teacher model | SmolLM2-135M-Instruct |" in text
-    assert SEEDS_SHA in text and "seeds/seed_tasks.jsonl" in text
-    assert "| generation preset | self-instruct |" in text
+    assert SEEDS_SHA in text and "| seed file | seed_tasks.jsonl (95 tasks) |" in text
+    assert "| preset | self-instruct |" in text
     assert "max_tokens=1024, temperature=0.7" in text
     # filter settings from filter_config.yaml
     assert "min_response_words=3" in text and "threshold=0.8" in text
-    assert "user_oriented_instructions.jsonl" in text
+    assert "| decontaminated against | user_oriented_instructions.jsonl |" in text
     # funnel counted from the files: 64 generated, 14 filtered, 10 near-dups, 40 kept
     assert "| generated | 64 |  |  |" in text
     assert "| filter | 50 | −14 | refusal 8, too_short 6 |" in text
-    assert "| dedup | 40 | −10 | near_duplicate 10 |" in text
+    assert "| near_dedup | 40 | −10 | near_duplicate 10 |" in text
     assert "rouge_novelty 31" in text and "2 generation requests failed" in text
-    # statistics, examples, licence, limitations, provenance copies
     assert "| response words |" in text and "| score: judge |" in text
     assert "Rows scored: ifd 30/40, judge 30/40." in text
-    assert text.count("<summary>Example ") == 3
     assert "SmolLM2 models are released under Apache-2.0." in text
     assert "## Limitations" in text and "Decontaminated only against" in text
+    # raw stage files are linked, not pasted, and carry no local path
     for name in ("manifest.json", "filter_config.yaml", "filter_report.json"):
-        assert (tmp_path / "ds" / "provenance" / name).read_bytes() == (run_dir / name).read_bytes()
-        assert f"(provenance/{name})" in text
+        copied = (tmp_path / "ds" / "provenance" / name).read_text()
+        assert f"(provenance/{name})" in text and "<summary><code>" not in text
+        assert str(run_dir) not in copied and "/opt/venv" not in copied and "/home/someone" not in copied
     assert text.count(BEGIN) == 1 and text.count(END) == 1
 
 
@@ -70,8 +71,8 @@ def test_card_degrades_when_the_stage_files_are_absent(tmp_path: Path) -> None:
     run = write_run(tmp_path / "bare", with_manifests=False)
     (run / "rejected.jsonl").unlink()
     card = _export(run, tmp_path / "ds")
-    assert "No stage manifest" in card.text
-    assert "| generated |" not in card.text and "| input | 40 |" in card.text
+    assert "No stage manifest or filter report" in card.text
+    assert "## Funnel" not in card.text  # nothing was filtered: no section for a stage that did not run
     assert "annotations_creators" not in card.data.to_dict()
     assert not (tmp_path / "ds" / "provenance").exists()
 

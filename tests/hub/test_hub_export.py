@@ -97,7 +97,8 @@ def test_sharded_by_size_and_reexport_leaves_no_stale_shards(run_dir: Path, tmp_
     (out / ".data-killed" / "train-00000-of-00009.parquet").write_bytes(b"partial")
     export_records(source, ExportConfig(out=out))
     assert [p.name for p in (out / "data").iterdir()] == ["train-00000-of-00001.parquet"]
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "data", "provenance"]
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "axolotl.yaml", "data", "dataset_info.json",
+                                                     "provenance"]
 
 
 def test_plan_shards_and_sizes() -> None:

@@ -54,7 +54,7 @@ def test_report_collects_everything_the_run_left(run_dir: Path, tmp_path: Path) 
     # funnel and reasons counted from rejected.jsonl; examples shown with their detail
     data = collect(run_dir)
     assert data.funnel is not None and [(s.stage, s.rejected) for s in data.funnel.steps] == [
-        ("filter", 14), ("dedup", 10)]
+        ("filter", 14), ("decontaminate", 0), ("exact_dedup", 0), ("near_dedup", 10)]
     assert {(b.reason, b.count) for b in data.reasons} == {("near_duplicate", 10), ("refusal", 8), ("too_short", 6)}
     assert all(len(b.examples) == 3 for b in data.reasons)
     assert "As an AI language model, I cannot do that." in html and "{&#34;words&#34;: 2, &#34;min&#34;: 3}" in html
@@ -71,7 +71,7 @@ def test_report_without_optional_files(tmp_path: Path) -> None:
     run = write_run(tmp_path / "bare", with_manifests=False)
     (run / "rejected.jsonl").unlink()
     html = write_report(run, tmp_path / "r.html").read_text(encoding="utf-8")
-    assert "No rejected.jsonl rows" in html and "No compare/*/results.json" in html
+    assert "No rejected.jsonl rows" in html and 'id="compare"' not in html  # no section for what did not run
     assert re.findall(r'<figure data-figure="([^"]+)"', html) == ["funnel", "lengths", "scores"]
     with pytest.raises(CurateError, match="not a folder"):
         write_report(tmp_path / "missing", tmp_path / "x.html")
@@ -80,12 +80,18 @@ def test_report_without_optional_files(tmp_path: Path) -> None:
 def test_training_metrics_and_curves_are_shown(run_dir: Path, tmp_path: Path) -> None:
     train = run_dir / "runs" / "sft-demo"
     train.mkdir(parents=True)
-    (train / "metrics.json").write_text('{"train_loss": 1.234, "eval_loss": 1.5, "steps": 20}')
+    losses = [{"step": s, "loss": 2.0 - s / 20, "learning_rate": 2e-4 * (1 - s / 20)} for s in range(1, 21)]
+    (train / "metrics.json").write_text(json.dumps({"train_loss": losses, "eval_loss": [{"step": 20, "loss": 1.5}],
+                                                    "final_eval_loss": 1.5, "steps": 20}))
+    (train / "config.yaml").write_text("model: bundled\nquantization: none\nlora: {r: 16}\nsft: {max_length: 512}\n"
+                                       "run: {base_model: /x/SmolLM2-135M-Instruct, data: /x/curated.jsonl}\n")
     (train / "loss_curve.png").write_bytes((run_dir / "compare" / "lima" / "curve.png").read_bytes())
     html = write_report(run_dir, tmp_path / "r.html").read_text(encoding="utf-8")
-    assert re.findall(r'<figure data-figure="(compare-[^"]+)"', html) == ["compare-0-0", "compare-1-0"]
+    assert re.findall(r'<figure data-figure="(compare-[^"]+)"', html) == ["compare-0-0", "compare-1-curve",
+                                                                          "compare-1-0"]
+    assert "SmolLM2-135M-Instruct, LoRA, on curated.jsonl, 20 steps" in html
     assert "runs/sft-demo/loss_curve.png, as the stage drew it." in html
-    assert "<td>train_loss</td><td>1.234</td>" in html
+    assert "<td>final_eval_loss</td><td>1.5</td>" in html
 
 
 def _chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess:
