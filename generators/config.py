@@ -48,6 +48,10 @@ class GenerateConfig:
     classify: bool = field(default=True, metadata={"help": "identify classification tasks (self-instruct)"})
     max_instances: int = field(default=5, metadata={"help": "instances kept per instruction"})
     instance_rules: bool = field(default=True, metadata={"help": "apply the instance validity rules"})
+    row_format: str = field(default="chat", metadata={"help": "chat (instruction, blank line, input) or self-instruct "
+                                                              "(the published templates; see generators/row_formats.py)"})
+    pool_membership: str = field(default="published", metadata={"help": "published: every ROUGE-accepted instruction "
+                                 "joins the pool at once; completed: only tasks that got a valid instance"})
     stall_batches: int = field(default=20, metadata={"help": "stop after this many batches in a row accept nothing"})
     max_tokens_total: int | None = field(default=None, metadata={"help": "stop once tokens in + out reach this"})
     price_in: float | None = field(default=None, metadata={"help": "price per million input tokens"})
@@ -64,6 +68,10 @@ class GenerateConfig:
             raise CurateError(f"--preset: unknown preset {self.preset!r} (choose from {', '.join(PRESETS)})")
         if self.prompt_style not in ("auto", "chat", "completion"):
             raise CurateError(f"--prompt-style: expected chat, completion or auto, got {self.prompt_style!r}")
+        if self.row_format not in ("chat", "self-instruct"):
+            raise CurateError(f"--row-format: expected chat or self-instruct, got {self.row_format!r}")
+        if self.pool_membership not in ("published", "completed"):
+            raise CurateError(f"pool_membership: expected published or completed, got {self.pool_membership!r}")
         if self.num_instructions < 1:
             raise CurateError("--num-instructions: must be at least 1")
         if self.num_machine_instructions > self.num_prompt_instructions:

@@ -50,6 +50,7 @@ from generators.parsing import (
     parse_instruction_list,
     parse_is_classification,
 )
+from generators.row_formats import instance_key, instance_rng, render_row
 from generators.seeds import SeedTask
 from generators.templates import Template, load_template
 
@@ -132,18 +133,36 @@ class SelfInstruct:
         self.run_id = run_id
         self.templates: dict[str, Template] = {k: load_template(v) for k, v in TEMPLATES[config.preset].items()}
         self.pool = NoveltyIndex([s.instruction for s in self.seeds])
-        self.machine: list[PoolTask] = []
+        self.machine: list[PoolTask] = []  # machine instructions that can appear in context
+        self.completed = 0  # machine tasks written with at least one instance
+        self.instance_keys: set[str] = set()  # global dedup of (instruction, input, output)
+        self.seed_tasks = seeds
 
-    def restore(self, records: list[dict[str, Any]]) -> None:
-        """Rebuild the novelty and in-context pools from accepted rows (resume)."""
-        seen = set()
+    def restore(self, records: list[dict[str, Any]], rejected: list[dict[str, Any]] = ()) -> None:
+        """Rebuild the pools, the completed count and the dedup keys from committed rows (resume).
+
+        With published pool membership, the instructions that passed the novelty check but
+        failed later (rejected at the ``task`` stage) rejoin the pool too, in batch order.
+        """
+        seen: set[str] = set()
+        joined: list[tuple[int, int, str, str | None]] = []
         for record in records:
             meta = record.get("meta", {})
+            if meta.get("instance_key"):
+                self.instance_keys.add(meta["instance_key"])
             instruction = meta.get("instruction")
-            if not instruction or instruction in seen:
+            if meta.get("seed_task") or not instruction or instruction in seen:
                 continue
             seen.add(instruction)
-            self.add_to_pool(PoolTask(meta.get("task_id") or task_id(instruction), instruction))
+            self.completed += 1
+            joined.append((meta.get("batch", 0), 0, instruction, meta.get("task_id")))
+        if self.config.pool_membership == "published":
+            for row in rejected:
+                if row.get("stage") == "task" and row.get("instruction") and row["instruction"] not in seen:
+                    seen.add(row["instruction"])
+                    joined.append((row.get("batch", 0), 1, row["instruction"], None))
+        for _, _, instruction, tid in sorted(joined, key=lambda j: (j[0], j[1])):
+            self.add_to_pool(PoolTask(tid or task_id(instruction), instruction))
 
     def add_to_pool(self, task: PoolTask) -> None:
         self.pool.add(task.instruction)
@@ -151,7 +170,8 @@ class SelfInstruct:
 
     @property
     def accepted_count(self) -> int:
-        return len(self.machine)
+        """Machine tasks written so far (the run stops at ``num_instructions`` of them)."""
+        return self.completed
 
     def template_ids(self) -> dict[str, str]:
         return {k: t.id for k, t in self.templates.items()}
@@ -196,7 +216,8 @@ class SelfInstruct:
     def run_batch(self, engine: Engine, batch: int, remaining: int) -> BatchOutcome:
         """Generate, filter and complete up to ``remaining`` new tasks."""
         rng = random.Random(f"{self.config.seed}:{batch}")
-        out = BatchOutcome()
+        seeds_too = batch == 0 and self.config.row_format == "self-instruct"
+        out = self.seed_rows(batch) if seeds_too else BatchOutcome()
         requests, contexts = self.build_requests(rng, batch)
         results = self._call(engine, requests, out, batch, "instructions")
         candidates = self._parse(results, contexts, out, batch)
@@ -238,7 +259,7 @@ class SelfInstruct:
             for completion in result.completions:
                 truncated = completion.finish_reason == "length"
                 if cfg.preset == "alpaca":
-                    tasks = parse_alpaca_tasks(completion.text, first, truncated)
+                    tasks = parse_alpaca_tasks(completion.text, first, truncated, self.completion_mode)
                     items = [(t.instruction, t.input, t.output) for t in tasks]
                 else:
                     if truncated:  # the published rule: a response cut off by length is dropped whole
@@ -262,8 +283,13 @@ class SelfInstruct:
         return candidates
 
     def _novelty(self, candidates: list[Candidate], out: BatchOutcome, batch: int) -> list[Candidate]:
-        """Score each candidate against the pool and the earlier novel candidates of this batch."""
+        """Score each candidate against the pool and the earlier novel candidates of this batch.
+
+        Published membership: a novel instruction joins the novelty and in-context pools at once,
+        whatever happens to it later. ``completed``: it joins when its task is written.
+        """
         threshold = self.config.novelty_threshold
+        published = self.config.pool_membership == "published"
         local = NoveltyIndex()
         novel = []
         for candidate in candidates:
@@ -274,7 +300,10 @@ class SelfInstruct:
                              detail={"rouge_l": best.score, "most_similar": best.text})
                 continue
             candidate.check = check
-            local.add(candidate.instruction)
+            if published:
+                self.add_to_pool(PoolTask(task_id(candidate.instruction), candidate.instruction))
+            else:
+                local.add(candidate.instruction)
             novel.append(candidate)
         return novel
 
@@ -311,14 +340,10 @@ class SelfInstruct:
         requests = [self._request(template.render(instruction=c.instruction.strip()), self.config.classification, rng,
                                   f"b{batch}-classify-{k}") for k, c in enumerate(chunk)]
         results = self._call(engine, requests, out, batch, "classification", [c.instruction for c in chunk])
-        kept = []
         for candidate, result in zip(chunk, results, strict=True):
-            if not result.ok:
-                self._reject(out, batch, "task", "request_failed", candidate.instruction, detail=result.error)
-                continue
-            candidate.is_classification = parse_is_classification(result.completions[0].text)
-            kept.append(candidate)
-        return kept
+            # as published: a failed request (logged in errors.jsonl) counts as "not classification"
+            candidate.is_classification = result.ok and parse_is_classification(result.completions[0].text)
+        return chunk
 
     def _instances(self, engine: Engine, chunk: list[Candidate], rng: random.Random, out: BatchOutcome,
                    batch: int) -> list[tuple[Candidate, list[tuple[str, str]]]]:
@@ -341,7 +366,7 @@ class SelfInstruct:
             truncated = completion.finish_reason == "length"
             parse = parse_classification_instances if candidate.is_classification else parse_generation_instances
             instances = []
-            for inst_input, inst_output in parse(completion.text, truncated):
+            for inst_input, inst_output in parse(completion.text, truncated, not self.completion_mode):
                 reason = instance_reject_reason(inst_input, inst_output) if cfg.instance_rules else None
                 if reason:
                     self._reject(out, batch, "instance", reason, candidate.instruction, input=inst_input, output=inst_output)
@@ -364,49 +389,79 @@ class SelfInstruct:
     # -- output ---------------------------------------------------------------------------
 
     def _emit(self, candidate: Candidate, instances: list[tuple[str, str]], out: BatchOutcome, batch: int) -> None:
+        """Write a completed task's instances as rows (``row_format``) and count the task."""
+        tid = task_id(candidate.instruction)
+        base = self._task_meta(candidate, tid, batch)
+        for k, (inst_input, inst_output) in enumerate(instances):
+            meta = {**base, "input": inst_input, "instance_index": k, "num_instances": len(instances)}
+            self._write_row(out, candidate.instruction, inst_input, inst_output, tid, k, meta)
+        task = PoolTask(tid, candidate.instruction, *instances[0])
+        if self.config.pool_membership != "published":
+            self.add_to_pool(task)  # published: it joined at the novelty check
+        self.completed += 1
+        out.accepted.append(task)
+
+    def _task_meta(self, candidate: Candidate, tid: str, batch: int) -> dict[str, Any]:
         cfg = self.config
         check = candidate.check
         assert check is not None
-        tid = task_id(candidate.instruction)
         seed_ids = {s.id for s in self.seeds}
         kind = "instructions"
         if cfg.preset == "self-instruct":
             kind = "instances_classification" if candidate.is_classification else "instances_generation"
-        request = candidate.result.request
-        for k, (inst_input, inst_output) in enumerate(instances):
-            user = candidate.instruction if not inst_input else f"{candidate.instruction}\n\n{inst_input}"
-            meta = {
-                "source": cfg.preset,
-                "teacher": self.engine_info.get("model"),
-                "engine": self.engine_info.get("name"),
-                "instruction": candidate.instruction,
-                "input": inst_input,
-                "task_id": tid,
-                "is_classification": candidate.is_classification,
-                "instance_index": k,
-                "num_instances": len(instances),
-                "seed_ids": [i for i in candidate.context_ids if i in seed_ids],
-                "context_task_ids": [i for i in candidate.context_ids if i not in seed_ids],
-                "prompt_template": self.templates[kind].id,
-                "instruction_template": self.templates["instructions"].id,
-                "sampling": {"instructions": candidate.request.sampling(), "instances": request.sampling()},
-                "prompt_style": "completion" if self.completion_mode else "chat",
-                "finish_reason": candidate.completion.finish_reason,
-                "tokens_in": candidate.result.tokens_in,
-                "tokens_out": candidate.completion.tokens_out,
-                "most_similar": [{"instruction": s.text, "score": s.score} for s in check.most_similar],
-                "avg_similarity_score": check.avg_score,
-                "created_at": _now(),
-                "run_id": self.run_id,
-                "batch": batch,
-            }
-            if cfg.classify:
-                meta["classification_template"] = self.templates["classification"].id
-            messages = [{"role": "user", "content": user}, {"role": "assistant", "content": inst_output}]
-            out.records.append(make_record(messages, meta))
-        task = PoolTask(tid, candidate.instruction, *instances[0])
-        self.add_to_pool(task)
-        out.accepted.append(task)
+        meta = {
+            "source": cfg.preset,
+            "teacher": self.engine_info.get("model"),
+            "engine": self.engine_info.get("name"),
+            "instruction": candidate.instruction,
+            "task_id": tid,
+            "is_classification": candidate.is_classification,
+            "seed_ids": [i for i in candidate.context_ids if i in seed_ids],
+            "context_task_ids": [i for i in candidate.context_ids if i not in seed_ids],
+            "prompt_template": self.templates[kind].id,
+            "instruction_template": self.templates["instructions"].id,
+            "sampling": {"instructions": candidate.request.sampling(), "instances": candidate.result.request.sampling()},
+            "prompt_style": "completion" if self.completion_mode else "chat",
+            "finish_reason": candidate.completion.finish_reason,
+            "tokens_in": candidate.result.tokens_in,
+            "tokens_out": candidate.completion.tokens_out,
+            "most_similar": [{"instruction": s.text, "score": s.score} for s in check.most_similar],
+            "avg_similarity_score": check.avg_score,
+            "created_at": _now(),
+            "run_id": self.run_id,
+            "batch": batch,
+        }
+        if cfg.classify:
+            meta["classification_template"] = self.templates["classification"].id
+        return meta
+
+    def _write_row(self, out: BatchOutcome, instruction: str, inst_input: str, inst_output: str, tid: str, k: int,
+                   meta: dict[str, Any]) -> None:
+        """One row in the configured format, unless the same (instruction, input, output) was written."""
+        key = instance_key(instruction, inst_input, inst_output)
+        if key in self.instance_keys:
+            return
+        self.instance_keys.add(key)
+        row = render_row(instruction, inst_input, inst_output, self.config.row_format,
+                         instance_rng(self.config.seed, tid, k))
+        meta = {**meta, "row_format": self.config.row_format, "instance_key": key}
+        if row.template is not None:
+            meta.update(row_template=row.template, prefix_stripped=row.prefix_stripped,
+                        blank_lines_collapsed=row.blank_lines_collapsed)
+        messages = [{"role": "user", "content": row.user}, {"role": "assistant", "content": row.assistant}]
+        out.records.append(make_record(messages, meta))
+
+    def seed_rows(self, batch: int) -> BatchOutcome:
+        """``--row-format self-instruct`` writes the seed tasks' instances too (published), once."""
+        out = BatchOutcome()
+        for seed in self.seed_tasks:
+            for k, instance in enumerate(seed.instances):
+                meta = {"source": self.config.preset, "seed_task": True, "instruction": seed.instruction,
+                        "input": instance["input"], "task_id": seed.id, "is_classification": seed.is_classification,
+                        "instance_index": k, "num_instances": len(seed.instances), "created_at": _now(),
+                        "run_id": self.run_id, "batch": batch}
+                self._write_row(out, seed.instruction, instance["input"], instance["output"], seed.id, k, meta)
+        return out
 
 
 def _first_instance(seed: SeedTask) -> tuple[str, str]:

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
+import pytest
+
 from generators.parsing import (
     capitalize_first,
     parse_alpaca_tasks,
@@ -66,7 +72,8 @@ def test_alpaca_tasks_noinput_truncation_and_malformed_blocks():
 
 def test_alpaca_chat_reply_that_repeats_the_head():
     text = "4. Instruction: Name a prime.\n4. Input:\n<noinput>\n4. Output:\n7"
-    assert [(t.instruction, t.output) for t in parse_alpaca_tasks(text, 4, truncated=False)] == [("Name a prime.", "7")]
+    assert [(t.instruction, t.output) for t in parse_alpaca_tasks(text, 4, truncated=False, completion=False)] == [
+        ("Name a prime.", "7")]
 
 
 def test_is_classification_answers():
@@ -97,3 +104,61 @@ def test_classification_instances_output_first():
     assert parse_classification_instances("Class label:" + text, truncated=True) == [
         ("Review: Loved it.", "Positive"), ("Review: Hated it.", "Negative")]
     assert parse_classification_instances("Positive: yes", truncated=False) == []
+
+
+# -- replies recorded from the bundled model, and chat replies in the shapes chat models use ----
+
+DATA = Path(__file__).parent / "data"
+
+
+def _replies(name: str) -> list[dict]:
+    return [json.loads(line) for line in (DATA / name).read_text(encoding="utf-8").splitlines()]
+
+
+def _parse(row: dict) -> list[str]:
+    truncated = row["finish_reason"] == "length"
+    completion = row["style"] == "completion"
+    if row["preset"] == "alpaca":
+        return [t.instruction for t in parse_alpaca_tasks(row["text"], row["first_number"], truncated, completion)]
+    return parse_instruction_list(row["text"], row["first_number"], 15, completion)
+
+
+@pytest.mark.parametrize("preset", ["self-instruct", "alpaca"])
+def test_realistic_chat_replies_parse_to_the_tasks_they_hold(preset):
+    rows = [r for r in _replies("replies_realistic.jsonl") if r["preset"] == preset]
+    assert len(rows) >= 20
+    for row in rows:
+        assert _parse(row) == row["expected"], row["text"]
+
+
+def _holds_tasks(row: dict) -> bool:
+    text = row["text"]
+    if row["preset"] == "alpaca":
+        return bool(re.search(r"Instruction\s*:", text) and re.search(r"Output\s*:", text))
+    return bool(text.strip())
+
+
+@pytest.mark.parametrize("style", ["chat", "completion"])
+def test_recorded_bundled_model_replies_never_parse_to_zero_tasks(style):
+    rows = [r for r in _replies("replies_bundled.jsonl") if r["style"] == style]
+    assert rows
+    for row in rows:
+        if _holds_tasks(row) and not (row["preset"] == "alpaca" and style == "completion"):
+            assert _parse(row), row["text"]
+
+
+def test_alpaca_chat_preamble_and_renumbering_no_longer_lose_the_reply():
+    """The reply of issue 17: a preamble, then five good tasks numbered from 1."""
+    text = "Sure! Here are some new tasks:\n\n" + "\n\n".join(
+        f"{k}. Instruction: Name a fruit that starts with the letter {c}.\n{k}. Input:\n<noinput>\n{k}. Output:\n{f}"
+        for k, (c, f) in enumerate([("A", "Apple"), ("B", "Banana"), ("C", "Cherry"), ("D", "Date"), ("E", "Elderberry")],
+                                   start=1))
+    assert len(parse_alpaca_tasks(text, 4, truncated=False, completion=False)) == 5
+    assert parse_alpaca_tasks(text, 4, truncated=False, completion=True) == []  # the published parser loses it
+
+
+def test_published_split_merges_parenthesised_numbers():
+    """The published regex splits on "\\nN. " only: "10) ..." stays inside item 9, "11." splits."""
+    text = " First task here now\n10) second task here\n11. Third task here now"
+    assert parse_instruction_list(text, 9, 15, completion=True) == [
+        "First task here now 10) second task here", "Third task here now"]

@@ -62,8 +62,8 @@ def test_alpaca_prompt_exact_tail(seeds_file):
 
 def test_classify_and_instance_prompts_end_with_the_task(seeds_file):
     for name, tail in (("self_instruct_classify", "Task: Sort the list.\nIs it classification?"),
-                       ("self_instruct_instances_clf", "\n\nTask: Sort the list."),
-                       ("self_instruct_instances_gen", "\n\nTask: Sort the list.")):
+                       ("self_instruct_instances_clf", "\n\nTask: Sort the list.\n"),   # published: a newline follows
+                       ("self_instruct_instances_gen", "\n\nTask: Sort the list.\n")):
         assert load_template(name).render(instruction="Sort the list.").endswith(tail)
 
 
@@ -229,18 +229,18 @@ def test_failed_requests_become_error_rows(seeds_file, tmp_path):
     assert summary.totals.instructions_accepted == 2
 
 
-def test_failed_classification_drops_the_task_with_a_reason(seeds_file, tmp_path):
-    engine = FakeEngine(default=scripted_teacher([]))
+def test_failed_classification_counts_as_not_classification(seeds_file, tmp_path):
+    """As published: a task whose classification request fails goes on as a generation task."""
+    engine = FakeEngine(default=scripted_teacher([], clf_words=("octopuses",)))
     engine.enqueue(" Tell me a fun fact about octopuses.\n10. Give me a synonym for happy please.")
     engine.enqueue_error("timeout")  # the first classification request
     out = tmp_path / "generated.jsonl"
     summary = generate(build_config(num_instructions=1, request_batch_size=1), seeds_file, out, engine, progress=False)
     errors = rows(tmp_path / "errors.jsonl")
     assert errors[0]["stage"] == "classification" and errors[0]["instruction"] == "Tell me a fun fact about octopuses."
-    rejected = rows(tmp_path / "rejected_candidates.jsonl")
-    assert {"request_failed"} <= {r["reason"] for r in rejected}
-    # the second candidate took its place: the target is still met
-    assert {r["meta"]["instruction"] for r in rows(out)} == {"Give me a synonym for happy please."}
+    records = rows(out)
+    assert {r["meta"]["instruction"] for r in records} == {"Tell me a fun fact about octopuses."}
+    assert all(r["meta"]["is_classification"] is False for r in records)
     assert summary.totals.instructions_accepted == 1
 
 
@@ -293,3 +293,79 @@ def test_too_few_seeds_is_a_clear_error(make_seeds, tmp_path):
     path = make_seeds(tmp_path / "few.jsonl", count=3)
     with pytest.raises(CurateError, match="3 seed tasks, but each prompt needs 6"):
         generate(build_config(num_instructions=1), path, tmp_path / "out.jsonl", FakeEngine(), progress=False)
+
+
+# -- pool membership ----------------------------------------------------------------------------
+
+def _pool_run(seeds_file, tmp_path, membership):
+    """Batch 0 proposes a task whose instances all fail; batch 1 proposes a near-copy of it."""
+    failing = "Tell me a fun fact about octopuses in the sea."
+    near = "Tell me a fun fact about octopuses in the ocean."
+    reply = scripted_teacher([f" {failing}", f" {near}\n10. Give me a synonym for happy please."],
+                             instances={failing: "Example 1\nInput: x\nOutput: x"})  # input == output: invalid
+    out = tmp_path / membership / "generated.jsonl"
+    config = build_config(num_instructions=1, request_batch_size=1, pool_membership=membership)
+    generate(config, seeds_file, out, FakeEngine(default=reply), progress=False)
+    return rows(out.parent / "rejected_candidates.jsonl"), rows(out), near
+
+
+def test_published_pool_takes_every_novel_instruction_at_once(seeds_file, tmp_path):
+    rejected, records, near = _pool_run(seeds_file, tmp_path, "published")
+    assert any(r["reason"] == "no_valid_instances" for r in rejected)
+    assert any(r["reason"] == "too_similar" and r["instruction"] == near for r in rejected)
+    assert near not in {r["meta"]["instruction"] for r in records}
+
+
+def test_completed_pool_membership_is_the_old_behaviour(seeds_file, tmp_path):
+    rejected, records, near = _pool_run(seeds_file, tmp_path, "completed")
+    assert not any(r["reason"] == "too_similar" for r in rejected)
+    assert near in {r["meta"]["instruction"] for r in records}
+
+
+def test_resume_puts_failed_novel_instructions_back_in_the_published_pool(seeds_file, tmp_path):
+    a = algo(seeds_file, pool_membership="published")
+    record = {"meta": {"instruction": "Give me a synonym for happy please.", "batch": 1, "task_id": "task-x"}}
+    rejected = [{"batch": 0, "stage": "task", "reason": "no_valid_instances", "instruction": "Failed at instances here"},
+                {"batch": 0, "stage": "instruction", "reason": "too_similar", "instruction": "Never joined the pool"}]
+    a.restore([record], rejected)
+    assert [t.instruction for t in a.machine] == ["Failed at instances here", "Give me a synonym for happy please."]
+    assert a.accepted_count == 1
+    b = algo(seeds_file, pool_membership="completed")
+    b.restore([record], rejected)
+    assert [t.instruction for t in b.machine] == ["Give me a synonym for happy please."]
+
+
+# -- training rows ------------------------------------------------------------------------------
+
+def _rows_run(seeds_file, out, row_format):
+    reply = scripted_teacher([" Capitalize the first word of the sentence.\n10. Tell me a fun fact about octopuses."])
+    config = build_config(num_instructions=2, request_batch_size=1, row_format=row_format, seed=3)
+    generate(config, seeds_file, out, FakeEngine(default=reply), progress=False)
+    return rows(out)
+
+
+def test_row_format_self_instruct_adds_seeds_varies_templates_and_is_deterministic(seeds_file, tmp_path):
+    first = _rows_run(seeds_file, tmp_path / "a" / "generated.jsonl", "self-instruct")
+    again = _rows_run(seeds_file, tmp_path / "b" / "generated.jsonl", "self-instruct")
+    strip = [{k: v for k, v in r["meta"].items() if k not in ("created_at", "run_id")} for r in first]
+    assert strip == [{k: v for k, v in r["meta"].items() if k not in ("created_at", "run_id")} for r in again]
+    assert [r["messages"] for r in first] == [r["messages"] for r in again]
+    for record in first:
+        validate_record(record)
+        assert record["meta"]["row_format"] == "self-instruct" and "row_template" in record["meta"]
+    seeds = [r for r in first if r["meta"].get("seed_task")]
+    assert len(seeds) == len(load_seeds(seeds_file))
+    machine = [r for r in first if not r["meta"].get("seed_task")]
+    assert {r["meta"]["instruction"] for r in machine} == {"Capitalize the first word of the sentence.",
+                                                         "Tell me a fun fact about octopuses."}
+    assert len({r["meta"]["row_template"] for r in first}) > 3
+    assert len({r["meta"]["instance_key"] for r in first}) == len(first)  # global dedup
+
+
+def test_row_format_chat_is_instruction_blank_line_input(seeds_file, tmp_path):
+    records = _rows_run(seeds_file, tmp_path / "generated.jsonl", "chat")
+    assert not any(r["meta"].get("seed_task") for r in records)
+    for record in records:
+        meta = record["meta"]
+        expected = meta["instruction"] + (f"\n\n{meta['input']}" if meta["input"] else "")
+        assert record["messages"][0]["content"] == expected
