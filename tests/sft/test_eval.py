@@ -44,6 +44,7 @@ def eval_file(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_eval_run_vs_base_with_judge(trained_run, eval_file, tmp_path):
     out = tmp_path / "eval"
     judge = FakeEngine(default="A")  # always the first shown: pure position bias
@@ -75,6 +76,7 @@ def test_eval_run_vs_base_with_judge(trained_run, eval_file, tmp_path):
     assert again["judged"][0]["order_inconsistency"]["value"] == 0.0
 
 
+@pytest.mark.slow
 def test_eval_command_nll_only(trained_run, eval_file, tmp_path):
     out = tmp_path / "e"
     result = CliRunner().invoke(cli, ["eval", str(trained_run), "--eval", str(eval_file), "--out", str(out),
@@ -85,6 +87,7 @@ def test_eval_command_nll_only(trained_run, eval_file, tmp_path):
     assert saved["results"][0]["model"] == "run" and "nll_lo" in saved["results"][0]
 
 
+@pytest.mark.slow
 def test_eval_errors_are_one_line(trained_run, eval_file, tmp_path):
     runner = CliRunner()
     result = runner.invoke(cli, ["eval", str(trained_run), "--eval", str(eval_file), "--out", str(tmp_path / "x"),
