@@ -91,6 +91,17 @@ class Cluster:
 
 
 @dataclass
+class ScoreBlock:
+    """One score of a `curate score` output: every value, and the rows at both ends."""
+
+    name: str
+    source: str
+    values: list[float]
+    top: list[tuple[float, Example]]
+    bottom: list[tuple[float, Example]]
+
+
+@dataclass
 class ReportData:
     run: Path
     files: RunFiles
@@ -102,6 +113,7 @@ class ReportData:
     cluster_count: int
     errors: list[tuple[str, int, list[str]]]
     figures: dict[str, Figure] = field(default_factory=dict)
+    scoring: list[ScoreBlock] = field(default_factory=list)  # `curate score` outputs in the folder
 
 
 def _preview(text: str, limit: int = PREVIEW) -> str:
@@ -164,7 +176,45 @@ def collect(run_dir: str | os.PathLike[str]) -> ReportData:
         for key, size in cluster_sizes.most_common(MAX_CLUSTERS)
     ]
     return ReportData(run, files, kept, rejected, funnel, reasons, shown_clusters, len(clusters),
-                      _collect_errors(files))
+                      _collect_errors(files), scoring=collect_scores(run))
+
+
+SCORE_EXAMPLES = 3
+
+
+def collect_scores(run: Path) -> list[ScoreBlock]:
+    """Each score in each `curate score` output of the folder (found by its score_report.json)."""
+    from curate.runs.names import SCORE_REPORT, prefix_of
+
+    blocks = []
+    for report in sorted(run.glob(f"*{SCORE_REPORT}")):
+        prefix = prefix_of(report, SCORE_REPORT)
+        scored = report.with_name(f"{prefix}jsonl" if prefix else "scored.jsonl") if prefix is not None else None
+        if scored is None or not scored.is_file():
+            continue
+        try:
+            names = list(json.loads(report.read_text(encoding="utf-8")).get("distributions") or {})
+        except (OSError, ValueError, AttributeError):
+            continue
+        values: dict[str, list[tuple[float, int]]] = {name: [] for name in names}
+        for index, row in enumerate(iter_rows(scored)):
+            scores = row.get("scores") if isinstance(row.get("scores"), Mapping) else {}
+            for name in names:
+                value = scores.get(name)
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    values[name].append((float(value), index))
+        wanted: dict[str, list[tuple[float, int]]] = {}
+        for name, pairs in values.items():
+            ranked = sorted(pairs, key=lambda p: (-p[0], p[1]))
+            wanted[f"{name}:top"] = ranked[:SCORE_EXAMPLES]
+            wanted[f"{name}:bottom"] = ranked[::-1][:SCORE_EXAMPLES] if len(ranked) > SCORE_EXAMPLES else []
+        needed = {index for pairs in wanted.values() for _, index in pairs}
+        examples = {i: _example(row) for i, row in enumerate(iter_rows(scored)) if i in needed}
+        for name, pairs in values.items():
+            blocks.append(ScoreBlock(name, scored.name, [v for v, _ in pairs],
+                                     [(v, examples[i]) for v, i in wanted[f"{name}:top"]],
+                                     [(v, examples[i]) for v, i in wanted[f"{name}:bottom"]]))
+    return blocks
 
 
 def _collect_errors(files: RunFiles) -> list[tuple[str, int, list[str]]]:
@@ -325,6 +375,31 @@ def scores_figure(kept: RecordStats, rejected: RecordStats) -> tuple[str, int] |
     return _encode(fig)
 
 
+def scored_figure(blocks: list[ScoreBlock]) -> tuple[str, int]:
+    """One histogram per score of the `curate score` outputs."""
+    import numpy as np
+
+    columns = min(3, len(blocks))
+    rows = (len(blocks) + columns - 1) // columns
+    fig = _new_figure(3.4 * columns + 0.6, 2.8 * rows)
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax, block in zip(axes, blocks, strict=False):
+        values = np.asarray(block.values, dtype=float)
+        if values.size == 0:
+            ax.set_visible(False)
+            continue
+        bins, clip = _bins(values)
+        ax.hist(np.minimum(values, clip) if clip is not None else values, bins=bins, color=ACCENT, alpha=0.85,
+                edgecolor="white", linewidth=0.6)
+        median = float(np.median(values))
+        ax.axvline(min(median, clip or median), color="#1f2933", linewidth=1, linestyle="--")
+        ax.set_title(f"{block.name} · median {median:.3g}", fontsize=10, color="#1f2933", loc="left")
+        _style(ax)
+    for ax in axes[len(blocks):]:
+        ax.set_visible(False)
+    return _encode(fig)
+
+
 def _png_width(path: Path) -> int | None:
     """Display width of a PNG drawn elsewhere: its pixel width, at most the page's."""
     header = path.read_bytes()[:24]
@@ -348,6 +423,9 @@ def make_figures(data: ReportData) -> dict[str, Figure]:
     scores = scores_figure(data.kept, data.rejected)
     if scores:
         figures["scores"] = Figure("scores", "Scores", "Quality scores of kept and rejected rows.", *scores)
+    if data.scoring:
+        figures["scored"] = Figure("scored", "Scores (curate score)", "Distribution of each score over the scored "
+                                   "rows; dashed: median.", *scored_figure(data.scoring))
     figures.update(stage_figures(data))
     for i, run in enumerate(_curve_runs(data.files)):
         train = next((t for t in data.files.train if t.folder == run.folder), None)
