@@ -69,9 +69,47 @@ def _changed(raw: bytes | None, value: Any, cfg: FilterConfig) -> str:
                                         extra=tuple(cfg.thresholds["extra_special_tokens"])))
 
 
+def _near_pairs(rows: pl.DataFrame) -> pl.DataFrame:
+    """(line, rep_line, cluster_id, id, dup_of) of each near-duplicate whose representative is in this input."""
+    near = rows.filter(pl.col("stage") == "near_dedup").select("line", "id", "dup_of", "cluster_id")
+    return near.join(rows.select(pl.col("id").alias("dup_of"), pl.col("line").alias("rep_line")).unique("dup_of"),
+                     on="dup_of", how="inner")
+
+
+def _response(raw: bytes | None, value: Any) -> str:
+    row = json.loads(raw) if raw is not None else value
+    return "\n\n".join(m.get("content", "") for m in row.get("messages", []) if m.get("role") == "assistant")
+
+
+def cluster_sanity(pairs: pl.DataFrame, responses: dict[int, str], examples: int = 5) -> dict[str, Any]:
+    """Flag near-dup clusters whose members' responses disagree (share under half their words with the kept one)."""
+    import re
+
+    def words(text: str) -> set[str]:
+        return set(re.findall(r"\w+", text.lower()))
+
+    flagged: dict[str, list[dict[str, Any]]] = {}
+    for line, rep_line, cluster, member_id, rep_id in pairs.select(
+            "line", "rep_line", "cluster_id", "id", "dup_of").iter_rows():
+        a, b = words(responses.get(line, "")), words(responses.get(rep_line, ""))
+        overlap = len(a & b) / max(1, len(a | b))
+        if overlap < 0.5:
+            flagged.setdefault(cluster, []).append({
+                "cluster_id": cluster, "kept_id": rep_id, "dropped_id": member_id, "word_overlap": round(overlap, 3),
+                "kept_response": responses.get(rep_line, "")[:200], "dropped_response": responses.get(line, "")[:200]})
+    biggest = sorted(flagged.values(), key=len, reverse=True)
+    return {"clusters_checked": int(pairs["cluster_id"].n_unique()), "flagged_clusters": len(flagged),
+            "flagged_rows": sum(len(v) for v in flagged.values()),
+            "rule": "a dropped row whose response shares under half its words with the kept row's response",
+            "examples": [members[0] for members in biggest[:examples]]}
+
+
 def _write_rows(source: str | os.PathLike[str], rows: pl.DataFrame, cfg: FilterConfig, curated: IO[str],
-                rejected_out: IO[str]) -> int:
-    """Stream the input again: kept lines to ``curated``, rejected ones (with ``reject``) to ``rejected_out``."""
+                rejected_out: IO[str], responses: dict[int, str]) -> int:
+    """Stream the input again: kept lines to ``curated``, rejected ones (with ``reject``) to ``rejected_out``.
+
+    The responses of the lines already keyed in ``responses`` are filled in on the way (cluster sanity).
+    """
     lines = rows["line"].to_numpy()
     valid = np.zeros(int(lines.max()) + 2, bool)
     valid[lines] = True
@@ -84,6 +122,8 @@ def _write_rows(source: str | os.PathLike[str], rows: pl.DataFrame, cfg: FilterC
     for line_no, raw, value in source_rows(source):
         if line_no >= len(valid) or not valid[line_no]:
             continue  # quarantined (maybe not even UTF-8): never decoded here
+        if line_no in responses:
+            responses[line_no] = _response(raw, value)
         if reject_lines[at] != line_no:
             if changed[line_no]:
                 curated.write(_changed(raw, value, cfg) + "\n")
@@ -129,7 +169,11 @@ def write_outputs(source: str | os.PathLike[str], paths: dict[str, Path], cfg: F
         report_out = stack.enter_context(out.open(paths["report"]))
         config_out = stack.enter_context(out.open(paths["config"]))
         start = time.perf_counter()
-        kept = _write_rows(source, rows, cfg, curated, rejected_out)
+        pairs = _near_pairs(rows) if cfg.dedup is not None else pl.DataFrame()
+        responses = dict.fromkeys([*pairs["line"].to_list(), *pairs["rep_line"].to_list()], "") if pairs.height else {}
+        kept = _write_rows(source, rows, cfg, curated, rejected_out, responses)
+        if pairs.height:
+            run["cluster_checks"] = cluster_sanity(pairs, responses)
         run["seconds"]["write"] += time.perf_counter() - start
         report = build_report(source, paths, cfg, rows, kept, run)
         if report["in"] != report["kept"] + report["rejected"]:

@@ -218,3 +218,4 @@ def test_pair_short_answers_compare_exactly():
     prompt = sentence(rng, 60)
     assert pair_dropped([prompt, prompt], ["increase", "decrease"]) == {}
     assert pair_dropped([prompt, edit(prompt, rng, 1)], ["Increase.", "increase"]) == {1: 0}
+    assert pair_dropped([prompt, edit(prompt, rng, 1)], ["1860s", "Answer: the 1860s"]) == {1: 0}

@@ -60,8 +60,9 @@ class DedupConfig:
     """Text compared: prompt | response | both (one text) | pair (prompt similar AND response similar)."""
     response_threshold: float | None = None
     """dedup_on=pair: Jaccard the responses need; default: ``threshold``."""
-    exact_below: int = 3
-    """dedup_on=pair: responses with fewer words than this must match exactly (after normalization)."""
+    short_response: int = 6
+    """dedup_on=pair: a response with fewer words than this matches another when all its words are among the
+    other's and the other has at most 3 more ("1860s" ~ "Answer: 1860s"; "increase" !~ "decrease")."""
     multi_turn: str = "all"
     """For conversations: first-user (first exchange only) | all (every turn)."""
     clustering: str = "greedy"
@@ -79,6 +80,8 @@ class DedupConfig:
         if self.response_threshold is not None and not 0.0 < self.response_threshold < 1.0:
             raise CurateError(f"--response-threshold must be between 0 and 1 (exclusive), got "
                               f"{self.response_threshold}")
+        if self.short_response < 0:
+            raise CurateError(f"short_response must be at least 0, got {self.short_response}")
         if self.ngram < 1:
             raise CurateError(f"--ngram must be at least 1, got {self.ngram}")
         if self.num_perm < 2:

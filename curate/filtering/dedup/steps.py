@@ -10,7 +10,8 @@ Which text is compared (``dedup_on``):
   joined) and one MinHash LSH.
 * ``pair``: two records are duplicates when their prompts are near-duplicates (Jaccard >=
   ``threshold``) AND their responses are (>= ``response_threshold``; a response shorter
-  than ``exact_below`` words must be equal after normalization). Candidates come from
+  than ``short_response`` words must have all its words among the other's, which may have
+  at most 3 more: short answers collide under shingles). Candidates come from
   either LSH (prompt bands or response bands) and are confirmed on both signatures, so one
   passage with many questions keeps every question and one question answered twice keeps
   one answer.
@@ -43,8 +44,9 @@ class Features:
     keys: np.ndarray | None = None
     response_sig: np.ndarray | None = None
     response_keys: np.ndarray | None = None
-    response_exact: np.ndarray | None = None
     response_words: np.ndarray | None = None
+    response_short: np.ndarray | None = None
+    """(n x short_response + 3) hashes of the words of short responses (0 = no word), for containment."""
     shingles: pl.DataFrame | None = None
     """(row, h) with rows numbered like the chunk's; kept only for verify=exact."""
     seconds: dict[str, float] | None = None
@@ -96,17 +98,27 @@ def features(cfg: DedupConfig | None, frame: pl.DataFrame, alive: pl.Series, off
     return out
 
 
+def _short_word_sets(words: pl.DataFrame, counts: np.ndarray, width: int) -> np.ndarray:
+    """Word hashes of every response with at most ``width`` words, one row each, zero-padded."""
+    out = np.zeros((len(counts), width), np.uint64)
+    short = words.filter(pl.col("row").is_in(pl.Series(np.flatnonzero((counts > 0) & (counts <= width))).implode()))
+    if short.height:
+        rows = short["row"].to_numpy()
+        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+        position = np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)]))
+        out[rows, position] = short["h"].to_numpy() | np.uint64(1)  # never 0: 0 marks an empty slot
+    return out
+
+
 def _pair_features(cfg: DedupConfig, base: pl.DataFrame, out: Features, n: int) -> None:
-    rows = base["row"].to_numpy()
     out.sig, out.keys, _ = _near(cfg, base.select("row", pl.col("prompt").alias("text")), n)
     response = base.select("row", pl.col("response").alias("text"))
-    words, keys = shingles.words_and_exact_keys(cfg, response)
+    words = shingles.words(cfg, response)
     out.response_sig, out.response_keys, _ = _near(cfg, response, n, words)
-    out.response_exact = np.zeros(n, np.uint64)
-    out.response_exact[rows] = keys.to_numpy()
     out.response_words = np.zeros(n, np.int32)
     counts = words.group_by("row").len()
     out.response_words[counts["row"].to_numpy()] = counts["len"].to_numpy()
+    out.response_short = _short_word_sets(words, out.response_words, cfg.short_response + 3)
 
 
 def concat(parts: list[Features], cfg: DedupConfig | None) -> Features:
@@ -123,13 +135,21 @@ def concat(parts: list[Features], cfg: DedupConfig | None) -> Features:
     return Features(*(cat(name) for name in Features.__dataclass_fields__ if name != "seconds"))
 
 
+def _contained(f: Features, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Whether every word of the shorter response of each pair is among the longer one's words."""
+    small = np.where((f.response_words[a] <= f.response_words[b])[:, None], f.response_short[a], f.response_short[b])
+    large = np.where((f.response_words[a] <= f.response_words[b])[:, None], f.response_short[b], f.response_short[a])
+    found = (small[:, :, None] == large[:, None, :]).any(axis=2) | (small == 0)
+    return found.all(axis=1) & (np.minimum(f.response_words[a], f.response_words[b]) > 0)
+
+
 def _pair_matches(cfg: DedupConfig, f: Features, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pairs confirmed on both fields, and the prompt similarity of each pair."""
     p_sim = minhash.estimated_jaccard(f.sig, a, b)
     r_sim = minhash.estimated_jaccard(f.response_sig, a, b)
-    short = (f.response_words[a] < cfg.exact_below) | (f.response_words[b] < cfg.exact_below)
-    r_ok = np.where(short, f.response_exact[a] == f.response_exact[b],
-                    r_sim >= (cfg.response_threshold or cfg.threshold))
+    wa, wb = f.response_words[a], f.response_words[b]
+    short = (np.minimum(wa, wb) < cfg.short_response) & (np.abs(wa - wb) <= 3)
+    r_ok = np.where(short, _contained(f, a, b), r_sim >= (cfg.response_threshold or cfg.threshold))
     return (p_sim >= cfg.threshold) & r_ok, p_sim
 
 
