@@ -58,3 +58,33 @@ def test_rows_are_deterministic_per_instance():
     two = render_row("Sort the list.", "List: 3, 1", "1, 3", "self-instruct", instance_rng(7, "task-a", 0))
     assert one == two
     assert instance_key("a ", "b", "c") == instance_key("a", "b", " c")
+
+
+def test_cli_row_format_flag_writes_published_rows(scripted_server, seeds_file, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from curate.cli import cli
+
+    def reply(body):
+        prompt = body["messages"][0]["content"]
+        if prompt.endswith("Is it classification?"):
+            return "No"
+        if prompt.startswith("Come up with examples"):
+            return "Example 1\nSentence: the cat sat\nOutput: The cat sat.\nExample 2\nSentence: dogs bark\nOutput: Dogs bark."
+        return "Sure! Here are new tasks:\n\n1. Capitalize the first word of the sentence.\n\nHope this helps!"
+
+    scripted_server.default_text = reply
+    out = tmp_path / "generated.jsonl"
+    result = CliRunner().invoke(cli, ["generate", "--seeds", str(seeds_file), "--out", str(out), "--engine", "openai",
+                                      "--base-url", scripted_server.base_url, "--teacher", "scripted-model", "-n", "1",
+                                      "--batch-size", "1", "--row-format", "self-instruct", "-q"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {r["meta"]["row_format"] for r in records} == {"self-instruct"}
+    assert sum(bool(r["meta"].get("seed_task")) for r in records) == 12  # the test seeds' instances
+    machine = [r for r in records if not r["meta"].get("seed_task")]
+    assert len(machine) == 2 and machine[0]["meta"]["instruction"] == "Capitalize the first word of the sentence."
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["config"]["row_format"] == "self-instruct"

@@ -369,3 +369,30 @@ def test_row_format_chat_is_instruction_blank_line_input(seeds_file, tmp_path):
         meta = record["meta"]
         expected = meta["instruction"] + (f"\n\n{meta['input']}" if meta["input"] else "")
         assert record["messages"][0]["content"] == expected
+
+
+def test_alpaca_chat_replies_with_preamble_and_renumbering_are_not_lost(scripted_server, seeds_file, tmp_path):
+    """Issue 17's server: every reply is a preamble, then five good tasks numbered from 1."""
+    from click.testing import CliRunner
+
+    from curate.cli import cli
+
+    tasks = [("Name a fruit that is yellow when ripe.", "Banana"),
+             ("Translate good morning into French for a traveller.", "Bonjour"),
+             ("How many legs does a spider usually have?", "Eight"),
+             ("Suggest a short title for a cooking blog about soups.", "Bowl Weather"),
+             ("Correct the spelling of the misspelled word recieve.", "receive")]
+
+    def reply(body):
+        return "Sure! Here are some new tasks:\n\n" + "\n\n".join(
+            f"{k}. Instruction: {ins}\n{k}. Input:\n<noinput>\n{k}. Output:\n{out}"
+            for k, (ins, out) in enumerate(tasks, start=1))
+
+    scripted_server.default_text = reply
+    out = tmp_path / "generated.jsonl"
+    result = CliRunner().invoke(cli, ["generate", "--preset", "alpaca", "--seeds", str(seeds_file), "--out", str(out),
+                                      "--engine", "openai", "--base-url", scripted_server.base_url, "--teacher", "m",
+                                      "-n", "5", "--batch-size", "1", "-q"])
+    assert result.exit_code == 0, result.output
+    assert len(out.read_text().splitlines()) == 5
+    assert not any(r["reason"] == "no_instructions_parsed" for r in rows(tmp_path / "rejected_candidates.jsonl"))
