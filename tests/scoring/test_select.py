@@ -143,3 +143,15 @@ def test_select_cli_writes_the_set_and_accounts_for_every_row(tmp_path):
                           (["--random", "2", "--top", "1"], "--top does not apply")):
         bad = CliRunner().invoke(cli, ["select", str(src), "--out", str(tmp_path / "x.jsonl"), *args])
         assert bad.exit_code == 2 and message in bad.output, bad.output
+
+
+def test_embedding_similarity_gate_runs_on_a_local_model(tiny_model_dir):
+    rows = pool([1.0 - i / 100 for i in range(6)])
+    dup = make_record(rows[0]["messages"][:1] + [{"role": "assistant", "content": rows[0]["messages"][1]["content"] + " "}],
+                      meta={"n": 6})
+    dup["scores"] = {"ifd": 0.995}
+    rows.append(dup)
+    chosen, unselected, _ = select_rows(rows, SelectConfig(by="ifd", diversity=0.999, similarity="embedding",
+                                                           embed_model=str(tiny_model_dir)))
+    assert [r["meta"]["n"] for r in unselected] == [6]
+    assert unselected[0]["reject"]["detail"]["similar_to"] == rows[0]["id"]
