@@ -11,7 +11,6 @@ metrics.json, loss_curve.png atomically into runs/NAME/ (and ``merged/`` with ``
 from __future__ import annotations
 
 import math
-import os
 import random
 import shutil
 import tempfile
@@ -27,6 +26,8 @@ from curate.errors import CurateError
 from curate.lm.render import Rendered, chat_template_of, end_of_turn_token, render_records, template_hash
 from curate.records.jsonl import atomic_writer, write_json
 from curate.records.sources import open_records
+from curate.runs.commit import commit_files
+from curate.runs.lock import locks_output
 from sft import config as cfg
 from sft.packing import BlockDiagonalCollator, plan_packing
 from sft.preflight import check_samples, check_template_saved
@@ -95,20 +96,6 @@ def _versions() -> dict[str, str]:
     return versions
 
 
-def _move_into(staging: Path, out: Path) -> None:
-    """Each final file appears whole (rename), never half-written."""
-    for item in staging.iterdir():
-        target = out / item.name
-        if target.is_dir() and not item.is_dir():
-            shutil.rmtree(target)
-        if item.is_dir():
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(item, target)
-        else:
-            os.replace(item, target)
-
-
 def _resumed_config(out: Path) -> dict[str, Any]:
     saved = yaml.safe_load((out / "config.yaml").read_text())
     saved.pop("run", None)
@@ -126,6 +113,7 @@ def build_run_config(recipe: str | None, overrides: dict[str, Any], out: Path, r
     return cfg.build_config(recipe, overrides)
 
 
+@locks_output("out", "curate train", folder=True)  # writable, one run per folder, before any loading
 def train(
     data: str,
     out: str,
@@ -274,22 +262,24 @@ def train(
         return TrainResult(out_dir, trainer.state.global_step, monitor.interrupted, metrics, notices, trainer.model)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_writer(out_dir / "config.yaml") as handle:
-        yaml.safe_dump(resolved, handle, sort_keys=False, allow_unicode=True)
-    write_json(out_dir / "metrics.json", metrics)
-    plot_losses(monitor.train_log, monitor.eval_log, out_dir / "loss_curve.png",
-                f"{Path(str(data)).name} -> {out_dir.name} ({config['quantization']}, packing {plan.mode})")
+    staging = Path(tempfile.mkdtemp(prefix=".final.", dir=out_dir))
+    try:
+        with atomic_writer(staging / "config.yaml") as handle:
+            yaml.safe_dump(resolved, handle, sort_keys=False, allow_unicode=True)
+        write_json(staging / "metrics.json", metrics)
+        plot_losses(monitor.train_log, monitor.eval_log, staging / "loss_curve.png",
+                    f"{Path(str(data)).name} -> {out_dir.name} ({config['quantization']}, packing {plan.mode})")
+        if not monitor.interrupted:
+            trainer.save_model(str(staging))
+            tokenizer.save_pretrained(str(staging))
+        # config, metrics, curve, adapter and tokenizer: one output set, all old or all new (curate.runs.commit)
+        commit_files(staging, out_dir, "curate train", primary="config.yaml")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     if monitor.interrupted:
         say(f"interrupted at step {trainer.state.global_step}: checkpoint saved under {out_dir / 'checkpoints'}; "
             f"continue with `curate train {data} --out {out_dir} --resume`")
         raise KeyboardInterrupt
-    staging = Path(tempfile.mkdtemp(prefix=".final.", dir=out_dir))
-    try:
-        trainer.save_model(str(staging))
-        tokenizer.save_pretrained(str(staging))
-        _move_into(staging, out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     check_template_saved(out_dir, template_sha)
     if merge:
         from sft.merge import merge_run

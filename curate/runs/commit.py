@@ -262,6 +262,41 @@ def output_set(members: Sequence[str | os.PathLike[str]], command: str,
     out.commit(extra)
 
 
+def commit_files(staging: str | os.PathLike[str], folder: str | os.PathLike[str], command: str,
+                 primary: str) -> str:
+    """Commit every file written into ``staging`` into ``folder`` as one output set (journal beside
+    ``folder/primary``, which must be among them); returns the run id.
+
+    For outputs whose member names are known only once written (a training run: adapter,
+    tokenizer files, config, metrics). Sub-folders of ``staging`` are swapped in one by one
+    after the set (each atomically), so keep the set's files at the top level.
+    """
+    staging, folder = Path(staging), Path(os.path.abspath(folder))
+    files = sorted(p.name for p in staging.iterdir() if p.is_file() and not p.name.startswith("."))
+    if primary not in files:
+        raise ValueError(f"{primary} was not written into {staging}")
+    names = [primary] + [n for n in files if n != primary]
+    out = OutputSet([folder / n for n in names], command)
+    for name in names:
+        os.replace(staging / name, out.staged(folder / name))
+    run_id = out.commit()
+    for sub in sorted(p for p in staging.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        target = folder / sub.name
+        if target.exists() and not target.is_dir():
+            target.unlink()
+        swap_in_folder(sub, target, run_id)
+        shutil.rmtree(folder / f".{sub.name}.{run_id}.old", ignore_errors=True)
+    return run_id
+
+
+def journal_members(primary: str | os.PathLike[str]) -> list[Path]:
+    """The members the journal beside ``primary`` names (primary first); just ``[primary]`` without one."""
+    primary = Path(os.path.abspath(primary))
+    journal = _load_journal(journal_path(primary))
+    names = list((journal or {}).get("members", {})) or [primary.name]
+    return [primary.with_name(n) for n in names]
+
+
 # ---------------------------------------------------------------- sibling sets: reading
 
 
