@@ -25,12 +25,14 @@ from typing import Any
 
 from curate.errors import CurateError
 from curate.records.jsonl import atomic_writer, read_records, write_json, write_jsonl
+from curate.runs import names
 from sft.comparison import summary
 from sft.comparison.grid import cell_name, planned_cells, read_cell, run_base, run_cell
 from sft.comparison.plan import CompareConfig, first_user, held_out, near_duplicates_of_pool, score_of
 from sft.evaluation.metrics import EvalSet, eval_examples, records_hash
 
-PLAN, EVAL_FILE, RESULTS = "plan.json", "eval.jsonl", "results.json"
+PLAN, EVAL_FILE = "plan.json", "eval.jsonl"
+RESULTS = names.COMPARE_RESULTS
 
 
 def _freeze_eval(config: CompareConfig, pool: list[dict[str, Any]], scores: list[float] | None,

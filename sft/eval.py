@@ -33,10 +33,12 @@ from typing import Any
 
 from curate.errors import CurateError
 from curate.records.jsonl import iter_json_rows, write_json, write_jsonl
+from curate.runs import names
 from sft.evaluation.metrics import EvalSet, exact_match, load_eval_set, repeated_ngram_rate
 from sft.stats import Estimate, bootstrap_mean, bootstrap_ratio
 
-ANSWERS, EXAMPLES, JUDGMENTS, EVAL_JSON = "answers.jsonl", "examples.jsonl", "judgments.jsonl", "eval.json"
+ANSWERS, EXAMPLES, JUDGMENTS = "answers.jsonl", "examples.jsonl", "judgments.jsonl"
+EVAL_JSON = names.EVAL_RESULTS
 
 
 @dataclass

@@ -6,6 +6,7 @@ Every stage writes its outputs and its evidence beside each other (names: :mod:`
     curated.jsonl    rejected.jsonl filter_report.json  filter_config.yaml         (curate filter; STEM.* for other stems)
     runs/NAME/config.yaml  metrics.json  loss_curve.png                            (curate train)
     compare/<name>/results.json  *.png                                             (curate compare)
+    eval/<name>/eval.json                                                          (curate eval)
 
 Each evidence file has one reader here (:class:`Manifest`, :class:`FilterReport`, :class:`FilterSettings`,
 :class:`TrainRun`) whose fields are the keys the stage writes, so the card and the report read typed
@@ -219,6 +220,40 @@ class TrainRun:
 
 
 @dataclass
+class EvalResults:
+    """``eval.json`` of `curate eval`: the eval set (path, sha256), per-model metrics with CIs, judged pairs."""
+
+    path: Path
+    eval_set: dict[str, Any]
+    models: dict[str, Any]
+    judged: list[dict[str, Any]]
+    results: list[dict[str, Any]]
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str]) -> EvalResults:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+        return cls(Path(path), value["eval_set"], value["models"], value.get("judged", []), value.get("results", []))
+
+
+@dataclass
+class CompareResults:
+    """``results.json`` of `curate compare`: one row per arm x size x seed, paired differences, the conclusion."""
+
+    path: Path
+    conclusion: str
+    budget: str
+    eval_set: dict[str, Any]
+    paired: list[dict[str, Any]]
+    results: list[dict[str, Any]]
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str]) -> CompareResults:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+        return cls(Path(path), value["conclusion"], value["budget"], value["eval_set"], value["paired"],
+                   value["results"])
+
+
+@dataclass
 class CompareRun:
     folder: Path
     results: Any | None
@@ -311,7 +346,8 @@ def _find_compare_runs(folder: Path) -> list[CompareRun]:
     """Folders holding a compare ``results.json``, with their PNG curves."""
     runs = []
     seen: set[Path] = set()
-    for pattern in (f"compare/**/{names.COMPARE_RESULTS}", f"*/{names.COMPARE_RESULTS}", names.COMPARE_RESULTS):
+    for pattern in (f"compare/**/{names.COMPARE_RESULTS}", f"*/{names.COMPARE_RESULTS}", names.COMPARE_RESULTS,
+                    f"eval/*/{names.EVAL_RESULTS}", f"*/{names.EVAL_RESULTS}", names.EVAL_RESULTS):  # curate eval
         for results in sorted(folder.glob(pattern)):
             if results.parent in seen:
                 continue
