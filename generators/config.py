@@ -1,8 +1,12 @@
 """The generation config: one dataclass, two presets (``self-instruct``, ``alpaca``).
 
 Defaults are the published values (yizhongw/self-instruct; tatsu-lab/stanford_alpaca).
-``--config x.yaml`` overrides fields by name (sampling blocks by sub-field), and command
-line flags override the YAML. ``GenerateConfig.to_dict()`` is what the manifest records.
+Loaded by the one config loader (:mod:`curate.config`): preset defaults <- ``--config x.yaml``
+(fields by name, sampling blocks by sub-field) <- command-line flags. The teacher is part of
+it: ``engine``, ``teacher`` and ``engine_options`` (the chosen engine's own options, e.g.
+``gpu_memory_utilization`` for vllm or ``concurrency`` for openai; checked by
+``generators.engines.factory``). ``GenerateConfig.to_dict()`` is what the manifest records,
+with any API key masked.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from curate.config import build, given, read_yaml
 from curate.errors import CurateError
 from generators.instruction_rules import ALPACA_BLACKLIST, SELF_INSTRUCT_BLACKLIST
 
@@ -33,6 +38,9 @@ class Sampling:
 @dataclass
 class GenerateConfig:
     preset: str = field(default="self-instruct", metadata={"help": "self-instruct or alpaca"})
+    engine: str = field(default="auto", metadata={"help": "auto, cpu, llamacpp, transformers, openai or vllm"})
+    teacher: str | None = field(default=None, metadata={"help": "model: served name, HF id/folder or GGUF"})
+    engine_options: dict[str, Any] = field(default_factory=dict, metadata={"help": "the engine's own options"})
     num_instructions: int = field(default=100, metadata={"help": "stop once this many new instructions are accepted"})
     seed: int = field(default=42, metadata={"help": "seeds the choice of in-context examples and the teacher's sampling"})
     prompt_style: str = field(default="auto", metadata={"help": "chat, completion, or auto (chat for the openai engine)"})
@@ -82,7 +90,10 @@ class GenerateConfig:
             raise CurateError("--max-tokens-total: must be positive")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        if data["engine_options"].get("api_key"):
+            data["engine_options"]["api_key"] = "***"  # never on disk
+        return data
 
 
 def preset_defaults(preset: str) -> dict[str, Any]:
@@ -102,28 +113,19 @@ def preset_defaults(preset: str) -> dict[str, Any]:
     return {"preset": preset}
 
 
+SAMPLING_FIELDS = ("instructions", "classification", "instances")
+
+
 def build_config(yaml_path: str | Path | None = None, **overrides: Any) -> GenerateConfig:
     """Preset defaults, then the YAML file, then explicit overrides (None values are ignored)."""
-    loaded: dict[str, Any] = {}
-    if yaml_path is not None:
-        import yaml
-
-        loaded = yaml.safe_load(Path(yaml_path).read_text(encoding="utf-8")) or {}
-        if not isinstance(loaded, dict):
-            raise CurateError(f"{yaml_path}: expected a mapping of config fields")
-    preset = overrides.get("preset") or loaded.get("preset") or "self-instruct"
-    defaults = preset_defaults(preset)
-    values: dict[str, Any] = {**defaults, **loaded, **{k: v for k, v in overrides.items() if v is not None}}
-    values["preset"] = preset
-    known = {f.name: f for f in dataclasses.fields(GenerateConfig)}
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise CurateError(f"unknown config field {unknown[0]!r} (known: {', '.join(sorted(known))})")
-    for name in ("instructions", "classification", "instances"):
-        if isinstance(values.get(name), dict):
-            base = defaults.get(name) or known[name].default_factory()  # type: ignore[misc]
-            try:
-                values[name] = Sampling(**{**dataclasses.asdict(base), **values[name]})
-            except TypeError as err:
-                raise CurateError(f"config field {name}: {err}") from None
-    return GenerateConfig(**values)
+    loaded, source = read_yaml(yaml_path) if yaml_path is not None else ({}, "")
+    flags = given(overrides)
+    preset = flags.get("preset") or loaded.get("preset") or "self-instruct"
+    defaults = {**dataclasses.asdict(GenerateConfig()), "preset": preset}
+    for key, value in preset_defaults(preset).items():
+        defaults[key] = dataclasses.asdict(value) if isinstance(value, Sampling) else value
+    layers = [(f"--preset {preset}", defaults), *([(source, loaded)] if yaml_path is not None else []), ("flags", flags)]
+    try:
+        return build(GenerateConfig, layers, nested=dict.fromkeys(SAMPLING_FIELDS, Sampling))
+    except TypeError as err:  # a sampling block without a required field
+        raise CurateError(f"{source or 'config'}: {err}") from None

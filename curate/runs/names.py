@@ -23,6 +23,7 @@ GENERATED = "generated.jsonl"
 GENERATE_ERRORS = "errors.jsonl"
 REJECTED_CANDIDATES = "rejected_candidates.jsonl"
 MANIFEST = "manifest.json"
+GENERATE_BATCHES = "batches.jsonl"  # the batch ledger (generators/run.py)
 # filter
 CURATED = "curated.jsonl"
 REJECTED = "rejected.jsonl"

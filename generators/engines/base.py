@@ -1,23 +1,44 @@
 """The teacher interface: a batch of requests in, completions with text, finish_reason and tokens out.
 
 Every engine implements ``generate(requests) -> results`` (same order). A request that
-fails after the engine's own retries comes back as a ``Result`` with ``error`` set, never
-as an exception, so the caller can log it to ``errors.jsonl`` and go on. Exceptions are
-for problems that make every request fail (bad configuration, missing package).
+fails after the engine's own retries comes back as a ``Result`` with ``error`` set (and
+``error_kind`` saying what kind of failure), never as an exception, so the caller can log
+it to ``errors.jsonl`` and go on. Exceptions are for problems that make every request fail:
+bad configuration, a missing package, a server that refuses the key or the connection
+(``TeacherUnavailable``).
 
-``make_engine`` builds an engine by name; ``auto`` picks vLLM when a CUDA GPU and the
-``vllm`` package are both present, else the CPU default (the engine the CPU benchmark in
-``bench/results/generate.md`` measured fastest on the bundled SmolLM2-135M-Instruct).
+Each engine has its own options dataclass (``OpenAIOptions``, ``VLLMOptions``, ...), built by
+``engine_options``; an option another engine takes is an error naming both ("--concurrency
+applies to --engine openai"). Capabilities are class attributes: ``supports_completions``
+says whether the engine can run raw text completions (not just chat).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
+
+from curate.errors import CurateError
 
 ENGINES = ("auto", "cpu", "llamacpp", "transformers", "openai", "vllm")
 CPU_DEFAULT = "llamacpp"  # measured: see bench/results/generate.md
+
+# Failure kinds a Result can carry; the run's advice is chosen from them.
+ERROR_KINDS = ("auth", "connection", "timeout", "rate_limit", "server", "bad_request", "context_length",
+               "incomplete", "engine")
+
+OptionsT = TypeVar("OptionsT")
+
+
+class TeacherUnavailable(CurateError):
+    """Every further request would fail the same way (refused key, refused connection): stop the run."""
+
+    def __init__(self, message: str, kind: str):
+        self.kind = kind
+        super().__init__(message)
 
 
 @dataclass
@@ -58,6 +79,7 @@ class Result:
     tokens_in: int = 0
     error: str | None = None  # set when the request failed for good
     attempts: int = 1
+    error_kind: str | None = None  # one of ERROR_KINDS when error is set
 
     @property
     def ok(self) -> bool:
@@ -71,12 +93,39 @@ class Result:
 class Engine(Protocol):
     name: str
     model: str
+    supports_completions: ClassVar[bool]  # can run raw text completions, not only chat
 
     def generate(self, requests: list[Request]) -> list[Result]: ...
 
     def describe(self) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
+
+
+def flag(name: str) -> str:
+    """The command-line flag of an option field: its ``flag`` metadata, else ``--field-name``."""
+    return "--" + name.replace("_", "-")
+
+
+def option_flag(cls: type, name: str) -> str:
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            return f.metadata.get("flag", flag(name))
+    return flag(name)
+
+
+def engine_options(cls: type[OptionsT], engine: str, values: Mapping[str, Any] | None = None) -> OptionsT:
+    """``cls`` from ``values`` (None values dropped); an unknown option is a one-line error naming it."""
+    values = {k: v for k, v in (values or {}).items() if v is not None}
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for key in values:
+        if key not in known:
+            raise CurateError(f"{flag(key)} is not an option of --engine {engine} "
+                              f"(its options: {', '.join(option_flag(cls, k) for k in sorted(known))})")
+    try:
+        return cls(**values)
+    except TypeError as err:
+        raise CurateError(f"--engine {engine}: {err}") from None
 
 
 def cut_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
@@ -91,4 +140,3 @@ def has_cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
-

@@ -22,6 +22,7 @@ Reply = str | Callable[[Request], str]
 
 class FakeEngine:
     name = "fake"
+    supports_completions = True
 
     def __init__(self, model: str = "fake-teacher", default: Reply | None = None):
         self.model = model
@@ -46,7 +47,7 @@ class FakeEngine:
         else:
             raise AssertionError(f"FakeEngine: no reply queued for request {request.id!r}:\n{request.prompt[-300:]}")
         if error is not None:
-            return Result(request, error=error)
+            return Result(request, error=error, error_kind="engine")
         text = reply(request) if callable(reply) else reply
         completion = Completion(text, finish_reason, len(text.split()))
         return Result(request, [completion] * request.n, tokens_in=len(request.prompt.split()))

@@ -12,19 +12,32 @@ llama-cpp-python does; on a busy machine more threads than idle cores is much sl
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from curate.errors import CurateError
 from curate.records.model import BUNDLED_NAME, bundled_gguf
-from generators.engines.base import Completion, Request, Result
+from generators.engines.base import Completion, Request, Result, engine_options
+
+
+@dataclass
+class LlamaCppOptions:
+    """Options of ``--engine llamacpp`` (``cpu``)."""
+
+    n_ctx: int = field(default=4096, metadata={"help": "context window in tokens"})
+    n_threads: int | None = field(default=None, metadata={"help": "CPU threads [default: half the cores]"})
+    verbose: bool = False
 
 
 class LlamaCppEngine:
     name = "llamacpp"
+    supports_completions = True
+    Options = LlamaCppOptions
 
-    def __init__(self, model: str | None = None, n_ctx: int = 4096, n_threads: int | None = None,
-                 verbose: bool = False, **_: Any):
+    def __init__(self, model: str | None = None, options: LlamaCppOptions | None = None, **values: Any):
+        options = options or engine_options(LlamaCppOptions, self.name, values)
+        n_ctx, n_threads, verbose = options.n_ctx, options.n_threads, options.verbose
         try:
             from llama_cpp import Llama
         except ImportError:
@@ -62,7 +75,8 @@ class LlamaCppEngine:
                 completions.append(Completion(text, response["choices"][0]["finish_reason"] or "stop",
                                               usage["completion_tokens"]))
         except (ValueError, RuntimeError) as err:  # e.g. the prompt does not fit the context window
-            return Result(request, error=f"llama.cpp: {err}")
+            return Result(request, error=f"llama.cpp: {err}", error_kind="context_length"
+                          if "context" in str(err) else "engine")
         return Result(request, completions, tokens_in=tokens_in)
 
     def generate(self, requests: list[Request]) -> list[Result]:

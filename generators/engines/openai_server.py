@@ -8,8 +8,14 @@ own retries are off so there is one policy. A "maximum context length" error is 
 by shrinking ``max_tokens`` to what fits (parsed from the message, else halved) and trying
 again. A request that still fails comes back as a ``Result`` with ``error`` set.
 
-The key comes from ``OPENAI_API_KEY`` (a placeholder is sent when unset: local servers
-ignore it). ``--base-url`` defaults to ``OPENAI_BASE_URL``, else the OpenAI API.
+Failures no retry can fix stop the engine with ``TeacherUnavailable`` (a one-line error):
+the server refuses the key (HTTP 401/403), the connection is refused before any request
+ever succeeded (a wrong ``--base-url``), or ``fail_after`` requests in a row could not
+connect after their retries (the server went away). Requests not yet sent are then not
+sent. The API key is replaced by ``***`` in every error message before it leaves here.
+
+The key comes from ``api_key``, else ``OPENAI_API_KEY`` (a placeholder is sent when unset:
+local servers ignore it). ``base_url`` defaults to ``OPENAI_BASE_URL``, else the OpenAI API.
 """
 
 from __future__ import annotations
@@ -19,12 +25,36 @@ import contextlib
 import os
 import re
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from curate.errors import CurateError
-from generators.engines.base import Completion, Request, Result
+from generators.engines.base import Completion, Request, Result, TeacherUnavailable, engine_options
 
 _RETRY_STATUS = {408, 409, 429}
+
+
+@dataclass
+class OpenAIOptions:
+    """Options of ``--engine openai``; ``flag`` metadata names the command-line flag where it differs."""
+
+    base_url: str | None = field(default=None, metadata={"help": "endpoint, e.g. http://127.0.0.1:8000/v1"})
+    api_key: str | None = field(default=None, metadata={"help": "API key [env OPENAI_API_KEY]"})
+    concurrency: int = field(default=8, metadata={"help": "requests in flight"})
+    requests_per_minute: float | None = field(default=None, metadata={"flag": "--rpm", "help": "pacing limit"})
+    timeout: float = field(default=600.0, metadata={"help": "seconds per request"})
+    max_retries: int = field(default=6, metadata={"help": "retries on 429/5xx/timeouts"})
+    retry_initial_wait: float = 1.0
+    retry_max_wait: float = 60.0
+    fail_after: int = field(default=3, metadata={"help": "stop once this many requests in a row cannot connect"})
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise CurateError("--concurrency: must be at least 1")
+        if self.max_retries < 0:
+            raise CurateError("--max-retries: must be 0 or more")
+        if self.fail_after < 1:
+            raise CurateError("fail_after: must be at least 1")
 
 
 def shrink_max_tokens(message: str, max_tokens: int) -> int | None:
@@ -67,50 +97,82 @@ class _Pacer:
             await asyncio.sleep(delay)
 
 
+
 class OpenAIEngine:
     name = "openai"
+    supports_completions = False  # hosted chat models have no raw completion endpoint; ask for it explicitly
+    Options = OpenAIOptions
 
-    def __init__(self, model: str | None = None, base_url: str | None = None, api_key: str | None = None,
-                 concurrency: int = 8, max_retries: int = 6, timeout: float = 600.0,
-                 requests_per_minute: float | None = None, retry_initial_wait: float = 1.0,
-                 retry_max_wait: float = 60.0, **_: Any):
+    def __init__(self, model: str | None = None, options: OpenAIOptions | None = None, **values: Any):
         try:
             import openai  # noqa: F401
         except ImportError:
             raise CurateError("the openai package is not installed: `pip install openai`") from None
-        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL")
-        self.api_key = api_key or os.environ.get("OPENAI_API_KEY") or "not-needed"
-        self.concurrency = concurrency
-        self.max_retries = max_retries
-        self.timeout = timeout
-        self.retry_initial_wait = retry_initial_wait
-        self.retry_max_wait = retry_max_wait
-        self.requests_per_minute = requests_per_minute
-        self._pacer = _Pacer(requests_per_minute)
+        self.options = options or engine_options(OpenAIOptions, self.name, values)
+        self.base_url = self.options.base_url or os.environ.get("OPENAI_BASE_URL")
+        self.api_key = self.options.api_key or os.environ.get("OPENAI_API_KEY") or "not-needed"
+        self.concurrency = self.options.concurrency
+        self._pacer = _Pacer(self.options.requests_per_minute)
         self.retries = 0  # attempts beyond the first, over the engine's life
+        self.in_flight = 0  # HTTP requests sent and not yet answered, for the progress bar
+        self._succeeded = False  # some request got an answer: connection errors are then transient
+        self._cannot_connect = 0  # requests in a row that failed to connect after their retries
+        self._stop: TeacherUnavailable | None = None
         self.model = model or self._only_served_model()
+
+    @property
+    def where(self) -> str:
+        return self.base_url or "https://api.openai.com/v1"
 
     def _client(self):
         from openai import AsyncOpenAI
 
         # one policy for retries: ours (the client's own would multiply the attempts)
-        return AsyncOpenAI(api_key=self.api_key, base_url=self.base_url, timeout=self.timeout, max_retries=0)
+        return AsyncOpenAI(api_key=self.api_key, base_url=self.base_url, timeout=self.options.timeout, max_retries=0)
 
     def _only_served_model(self) -> str:
         """With no --teacher, use the server's model when it serves exactly one."""
         from openai import OpenAI, OpenAIError
 
         try:
-            models = [m.id for m in OpenAI(api_key=self.api_key, base_url=self.base_url, timeout=30, max_retries=2).models.list()]
+            client = OpenAI(api_key=self.api_key, base_url=self.base_url, timeout=30, max_retries=1)
+            models = [m.id for m in client.models.list()]
         except OpenAIError as err:
-            raise CurateError(f"--base-url {self.base_url}: cannot list the served models ({err}); give --teacher") from None
+            stop = self._fatal(err)
+            if stop is not None:
+                raise stop from None
+            raise CurateError(f"--base-url {self.where}: cannot list the served models ({self.redact(_describe(err))}); "
+                              "give --teacher") from None
         if len(models) != 1:
-            raise CurateError(f"--teacher: the server at {self.base_url} serves {len(models)} models; name one "
+            raise CurateError(f"--teacher: the server at {self.where} serves {len(models)} models; name one "
                               f"({', '.join(models[:5])})")
         return models[0]
 
+    def redact(self, text: str) -> str:
+        """``text`` with this engine's key replaced (some proxies echo the Authorization header)."""
+        return text.replace(self.api_key, "***") if len(self.api_key) >= 8 else text
+
+    def _fatal(self, err: Exception) -> TeacherUnavailable | None:
+        """The stop error for a failure no retry can fix, else None."""
+        import openai
+
+        if isinstance(err, (openai.AuthenticationError, openai.PermissionDeniedError)):
+            return TeacherUnavailable(
+                f"--base-url {self.where}: the server refused the API key ({self.redact(_describe(err))}); "
+                "set OPENAI_API_KEY or --api-key", "auth")
+        connect = isinstance(err, openai.APIConnectionError) and not isinstance(err, openai.APITimeoutError)
+        if connect and (not self._succeeded or self._cannot_connect >= self.options.fail_after):
+            return TeacherUnavailable(f"--base-url {self.where}: cannot connect ({_cause(err)}); "
+                                      "is the server running and the URL right?", "connection")
+        return None
+
     def generate(self, requests: list[Request]) -> list[Result]:
-        return asyncio.run(self._generate(requests))
+        if self._stop is not None:
+            raise self._stop
+        results = asyncio.run(self._generate(requests))
+        if self._stop is not None:
+            raise self._stop
+        return results
 
     async def _generate(self, requests: list[Request]) -> list[Result]:
         semaphore = asyncio.Semaphore(self.concurrency)
@@ -120,31 +182,63 @@ class OpenAIEngine:
 
     async def _one(self, client, request: Request, semaphore: asyncio.Semaphore, lock: asyncio.Lock) -> Result:
         import openai
-        from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
         max_tokens = request.max_tokens
-        attempts = 0
+        attempts = [0]
         async with semaphore:
             while True:
                 try:
-                    async for attempt in AsyncRetrying(retry=retry_if_exception(_retryable), wait=self._wait,
-                                                       stop=stop_after_attempt(self.max_retries + 1), reraise=True):
-                        with attempt:
-                            attempts += 1
-                            self.retries += attempts > 1
-                            await self._pacer.wait(lock)
-                            response = await self._call(client, request, max_tokens)
-                    return self._result(request, response, attempts)
+                    response = await self._attempts(client, request, max_tokens, lock, attempts)
+                    self._succeeded, self._cannot_connect = True, 0
+                    return self._result(request, response, attempts[0])
+                except _Stopped:
+                    return Result(request, error="not sent: the teacher is unavailable", attempts=attempts[0],
+                                  error_kind=self._stop.kind if self._stop else "engine")
                 except openai.BadRequestError as err:
                     if not is_context_length_error(err):
-                        return Result(request, error=_describe(err), attempts=attempts)
+                        return self._failed(request, err, attempts[0])
                     smaller = shrink_max_tokens(str(err), max_tokens)
                     if smaller is None:
-                        return Result(request, error=f"prompt too long for the context window: {_describe(err)}",
-                                      attempts=attempts)
+                        return Result(request, error=f"prompt too long for the context window: "
+                                      f"{self.redact(_describe(err))}", attempts=attempts[0], error_kind="context_length")
                     max_tokens = smaller
                 except openai.OpenAIError as err:
-                    return Result(request, error=_describe(err), attempts=attempts)
+                    return self._failed(request, err, attempts[0])
+
+    async def _attempts(self, client, request: Request, max_tokens: int, lock: asyncio.Lock, attempts: list[int]):
+        """One request with the retry policy; raises ``_Stopped`` instead of sending once the engine stopped."""
+        from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+
+        async for attempt in AsyncRetrying(retry=retry_if_exception(self._retryable), wait=self._wait,
+                                           stop=stop_after_attempt(self.options.max_retries + 1), reraise=True):
+            with attempt:
+                if self._stop is not None:
+                    raise _Stopped
+                attempts[0] += 1
+                self.retries += attempts[0] > 1
+                await self._pacer.wait(lock)
+                if self._stop is not None:
+                    raise _Stopped
+                self.in_flight += 1
+                try:
+                    return await self._call(client, request, max_tokens)
+                finally:
+                    self.in_flight -= 1
+        raise AssertionError("unreachable: tenacity reraises")
+
+    def _retryable(self, err: BaseException) -> bool:
+        if isinstance(err, Exception) and self._stop is None:
+            self._stop = self._fatal(err)
+        return self._stop is None and _retryable(err)
+
+    def _failed(self, request: Request, err: Exception, attempts: int) -> Result:
+        import openai
+
+        connect = isinstance(err, openai.APIConnectionError) and not isinstance(err, openai.APITimeoutError)
+        self._cannot_connect = self._cannot_connect + 1 if connect else 0
+        if self._stop is None and connect:
+            self._stop = self._fatal(err)
+        return Result(request, error=self.redact(_describe(err)), attempts=attempts, error_kind=_kind(err))
 
     async def _call(self, client, request: Request, max_tokens: int):
         params: dict[str, Any] = {
@@ -172,21 +266,23 @@ class OpenAIEngine:
     def _wait(self, retry_state) -> float:
         from tenacity import wait_random_exponential
 
-        delay = wait_random_exponential(multiplier=self.retry_initial_wait, max=self.retry_max_wait)(retry_state)
+        wait_max = self.options.retry_max_wait
+        delay = wait_random_exponential(multiplier=self.options.retry_initial_wait, max=wait_max)(retry_state)
         err = retry_state.outcome.exception() if retry_state.outcome else None
         response = getattr(err, "response", None)
         retry_after = response.headers.get("retry-after") if response is not None else None
         if retry_after:
             with contextlib.suppress(ValueError):
-                delay = max(delay, min(float(retry_after), self.retry_max_wait))
+                delay = max(delay, min(float(retry_after), wait_max))
         return delay
 
     def describe(self) -> dict[str, Any]:
         import openai
 
-        return {"name": self.name, "model": self.model, "base_url": self.base_url or "https://api.openai.com/v1",
-                "concurrency": self.concurrency, "max_retries": self.max_retries, "timeout_s": self.timeout,
-                "requests_per_minute": self.requests_per_minute, "openai": openai.__version__}
+        o = self.options
+        return {"name": self.name, "model": self.model, "base_url": self.where, "concurrency": o.concurrency,
+                "max_retries": o.max_retries, "timeout_s": o.timeout, "requests_per_minute": o.requests_per_minute,
+                "openai": openai.__version__}
 
     def close(self) -> None:
         pass
@@ -204,3 +300,33 @@ def _retryable(err: BaseException) -> bool:
 def _describe(err: Exception) -> str:
     status = getattr(err, "status_code", None)
     return f"{type(err).__name__}{f' (HTTP {status})' if status else ''}: {err}"
+
+
+def _kind(err: Exception) -> str:
+    """The failure kind of an OpenAI client error (see ``base.ERROR_KINDS``)."""
+    import openai
+
+    if isinstance(err, openai.APITimeoutError):
+        return "timeout"
+    if isinstance(err, openai.APIConnectionError):
+        return "connection"
+    if isinstance(err, (openai.AuthenticationError, openai.PermissionDeniedError)):
+        return "auth"
+    if isinstance(err, openai.RateLimitError):
+        return "rate_limit"
+    if isinstance(err, openai.BadRequestError):
+        return "bad_request"
+    status = getattr(err, "status_code", None)
+    return "server" if status is not None and status >= 500 else "engine"
+
+
+def _cause(err: Exception) -> str:
+    """The innermost cause of a connection error ("[Errno 111] Connection refused"), else the error."""
+    inner: BaseException | None = err
+    while inner is not None and inner.__cause__ is not None:
+        inner = inner.__cause__
+    return str(inner or err).strip() or type(err).__name__
+
+
+class _Stopped(Exception):
+    """Raised instead of sending a request once the engine has stopped."""

@@ -10,11 +10,21 @@ A batch shares one random generator, seeded from its first request's seed.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any
 
 from curate.errors import CurateError
 from curate.records.model import BUNDLED_NAME, load_bundled_hf
-from generators.engines.base import Completion, Request, Result, cut_at_stop
+from generators.engines.base import Completion, Request, Result, cut_at_stop, engine_options
+
+
+@dataclass
+class TransformersOptions:
+    """Options of ``--engine transformers``."""
+
+    batch_size: int = field(default=8, metadata={"help": "requests generated together"})
+    dtype: str = field(default="float32", metadata={"help": "weights dtype (float32, bfloat16, ...)"})
+    device: str | None = field(default=None, metadata={"help": "cuda or cpu [default: cuda when present]"})
 
 
 class _StopOnStrings:
@@ -33,10 +43,14 @@ class _StopOnStrings:
 
 class TransformersEngine:
     name = "transformers"
+    supports_completions = True
+    Options = TransformersOptions
 
-    def __init__(self, model: str | None = None, batch_size: int = 8, dtype: str = "float32", device: str | None = None,
-                 **_: Any):
+    def __init__(self, model: str | None = None, options: TransformersOptions | None = None, **values: Any):
         import torch
+
+        options = options or engine_options(TransformersOptions, self.name, values)
+        batch_size, dtype, device = options.batch_size, options.dtype, options.device
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if model is None:
@@ -75,7 +89,7 @@ class TransformersEngine:
                         results[i] = result
                 except (RuntimeError, ValueError) as err:
                     for i in chunk:
-                        results[i] = Result(requests[i], error=f"transformers: {err}")
+                        results[i] = Result(requests[i], error=f"transformers: {err}", error_kind="engine")
         return results  # type: ignore[return-value]
 
     def _batch(self, batch: list[Request]) -> list[Result]:
@@ -121,4 +135,12 @@ class TransformersEngine:
                 "transformers": transformers.__version__, "ignored": ["presence_penalty", "frequency_penalty"]}
 
     def close(self) -> None:
-        pass
+        """Drop the model so a second engine in this process finds the memory free."""
+        import gc
+
+        import torch
+
+        self._model = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()

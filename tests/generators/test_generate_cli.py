@@ -29,8 +29,8 @@ def test_generate_via_cli_with_openai_engine(scripted_server, seeds_file, tmp_pa
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "2 instructions, 4 rows in" in result.output and "estimated cost: $" in result.output
-    assert sorted(p.name for p in out.parent.iterdir()) == ["errors.jsonl", "generated.jsonl", "manifest.json",
-                                                             "rejected_candidates.jsonl"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["batches.jsonl", "errors.jsonl", "generated.jsonl",
+                                                             "manifest.json", "rejected_candidates.jsonl"]
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert {r["meta"]["instruction"] for r in records} == {"Square the given number and explain each step.",
                                                            "Name a fruit that is yellow when ripe."}

@@ -31,14 +31,37 @@ def test_yaml_overrides_and_flags_win(tmp_path):
 def test_config_errors_name_the_field(tmp_path):
     path = tmp_path / "gen.yaml"
     path.write_text("novelty: 0.5\n")
-    with pytest.raises(CurateError, match="unknown config field 'novelty'"):
+    with pytest.raises(CurateError, match=r"gen.yaml: unknown key 'novelty' \(known: .*novelty_threshold"):
         build_config(path)
     with pytest.raises(CurateError, match="--num-instructions"):
         build_config(num_instructions=0)
     with pytest.raises(CurateError, match="--preset"):
         build_config(preset="evol")
     path.write_text("instructions:\n  temprature: 1\n")
-    with pytest.raises(CurateError, match="config field instructions"):
+    with pytest.raises(CurateError, match="gen.yaml: unknown key 'instructions.temprature'"):
         build_config(path)
+
+
+def test_engine_and_its_options_from_yaml_and_flags(tmp_path):
+    path = tmp_path / "gen.yaml"
+    path.write_text("engine: vllm\nteacher: org/model\nengine_options:\n  gpu_memory_utilization: 0.5\n"
+                    "  max_model_len: 4096\n")
+    config = build_config(path, engine_options={"max_model_len": 8192, "tensor_parallel_size": 2})
+    assert (config.engine, config.teacher) == ("vllm", "org/model")
+    assert config.engine_options == {"gpu_memory_utilization": 0.5, "max_model_len": 8192, "tensor_parallel_size": 2}
+    from generators.engines.base import engine_options
+    from generators.engines.factory import check_engine, options_class
+
+    assert check_engine(config.engine, config.engine_options) == "vllm"
+    options = engine_options(options_class("vllm"), "vllm", config.engine_options)
+    args = options.llm_args("org/model")
+    assert (args["gpu_memory_utilization"], args["max_model_len"], args["tensor_parallel_size"]) == (0.5, 8192, 2)
+    assert args["enable_prefix_caching"] is True
+
+
+def test_api_key_is_masked_in_the_recorded_config():
+    config = build_config(engine_options={"api_key": "sk-live-abcdefghijklmnop", "base_url": "http://x/v1"})
+    assert config.to_dict()["engine_options"] == {"api_key": "***", "base_url": "http://x/v1"}
+    assert config.engine_options["api_key"] == "sk-live-abcdefghijklmnop"  # the engine still gets it
 
 
