@@ -141,3 +141,71 @@ def test_unwritable_output_is_one_line_exit_2(tmp_path: Path, read_only_dir: Pat
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
     assert "not writable" in done.stderr and "Traceback" not in done.stderr
+
+
+# ---------------------------------------------------------------- filter
+
+
+def _filter_files(folder: Path) -> list[Path]:
+    return [folder / n for n in ("curated.jsonl", "rejected.jsonl", "filter_report.json", "filter_config.yaml")]
+
+
+def _filter_state(folder: Path) -> tuple[str, int, int]:
+    """(which input, kept, rejected) as the data says, checked against what the report says."""
+    import json
+
+    curated, rejected, report, _ = _filter_files(folder)
+    kept_rows = [json.loads(line) for line in curated.read_text().splitlines()]
+    rejected_rows = [json.loads(line) for line in rejected.read_text().splitlines()]
+    doc = json.loads(report.read_text())
+    tags = {r["meta"]["source"] for r in kept_rows + rejected_rows}
+    assert len(tags) == 1, f"curated/rejected from different runs: {tags}"
+    assert (doc["kept"], doc["rejected"]) == (len(kept_rows), len(rejected_rows)), "report from another run"
+    assert Path(doc["input"]).stem == tags.pop()
+    return Path(doc["input"]).stem, len(kept_rows), len(rejected_rows)
+
+
+@pytest.mark.slow
+def test_filter_kill_at_every_commit_step(tmp_path: Path) -> None:
+    from curate.runs.commit import journal_members, read_set
+
+    old, new = tmp_path / "old.jsonl", tmp_path / "new.jsonl"
+    write_jsonl(old, records(6, "old", dup=2))
+    write_jsonl(new, records(9, "new", dup=3))
+    out = tmp_path / "o"
+    seen = set()
+    for k in range(1, 30):
+        assert curate("filter", str(old), "--out", str(out / "curated.jsonl"), "--preset", "none").returncode == 0
+        done = curate("filter", str(new), "--out", str(out / "curated.jsonl"), "--preset", "none", kill_at=k)
+        status = read_set(journal_members(out / "curated.jsonl"))  # what every reader does first
+        assert status.state == "complete", status.describe()
+        state = _filter_state(out)
+        assert state in (("old", 6, 2), ("new", 9, 3)), f"kill at {k}: {state}"
+        seen.add(state[0])
+        if done.returncode == 0:
+            break
+        assert done.returncode == -9, done.stderr
+    else:
+        pytest.fail("filter never completed")
+    assert seen == {"old", "new"} and k >= 7  # staged, journal, 4 renames, done
+    assert not list(out.glob(".*.staged"))
+
+
+def test_filter_second_run_refused_and_stale_lock_taken_over(tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    write_jsonl(src, records(5, "in"))
+    out = tmp_path / "curated.jsonl"
+    holder = _hold_lock(out, "curate filter")
+    try:
+        done = curate("filter", str(src), "--out", str(out), "--preset", "none")
+        assert done.returncode == 2
+        assert done.stderr.strip() == done.stderr.strip().splitlines()[0]  # one line
+        assert f"is in use by pid {holder.pid} on " in done.stderr and done.stderr.strip().endswith("(curate filter)")
+        assert not out.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    again = curate("filter", str(src), "--out", str(out), "--preset", "none")
+    assert again.returncode == 0, again.stderr
+    assert f"took over a stale lock on {out}: pid {holder.pid}" in again.stderr
+    assert _filter_state(tmp_path) == ("in", 5, 0)
