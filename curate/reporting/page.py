@@ -114,6 +114,7 @@ class ReportData:
     errors: list[tuple[str, int, list[str]]]
     figures: dict[str, Figure] = field(default_factory=dict)
     scoring: list[ScoreBlock] = field(default_factory=list)  # `curate score` outputs in the folder
+    tokens: TokenLengths | None = None  # kept rows in tokens of the trained model's chat template
 
 
 def _preview(text: str, limit: int = PREVIEW) -> str:
@@ -164,8 +165,11 @@ def collect(run_dir: str | os.PathLike[str]) -> ReportData:
     kept = RecordStats(max_examples=0)
     wanted = set(cluster_rep.values())
     representatives: dict[str, Example] = {}
+    tokens = TokenLengths.for_run(files)
     for row in iter_rows(files.curated):
         kept.add(row)
+        if tokens is not None:
+            tokens.add(row)
         if row.get("id") in wanted:
             representatives[str(row["id"])] = _example(row)
     funnel = compute_funnel(files, kept=kept.count, reject_counts=reject_counts) if files.curated else None
@@ -176,7 +180,7 @@ def collect(run_dir: str | os.PathLike[str]) -> ReportData:
         for key, size in cluster_sizes.most_common(MAX_CLUSTERS)
     ]
     return ReportData(run, files, kept, rejected, funnel, reasons, shown_clusters, len(clusters),
-                      _collect_errors(files), scoring=collect_scores(run))
+                      _collect_errors(files), scoring=collect_scores(run), tokens=tokens)
 
 
 SCORE_EXAMPLES = 3
@@ -427,6 +431,8 @@ def make_figures(data: ReportData) -> dict[str, Figure]:
         figures["scored"] = Figure("scored", "Scores (curate score)", "Distribution of each score over the scored "
                                    "rows; dashed: median.", *scored_figure(data.scoring))
     figures.update(stage_figures(data))
+    if data.tokens is not None and data.tokens.lengths:
+        figures["tokens"] = Figure("tokens", "Tokens", data.tokens.caption(), *tokens_figure(data.tokens))
     for i, run in enumerate(_curve_runs(data.files)):
         train = next((t for t in data.files.train if t.folder == run.folder), None)
         drawn = training_figure(train) if train is not None else None
@@ -591,7 +597,8 @@ def training_figure(run: TrainRun) -> tuple[str, int] | None:
         lr.tick_params(labelsize=8, colors=NEUTRAL)
         lr.spines[["top"]].set_visible(False)
     ax.set_title(run.title(), fontsize=10, color="#1f2933", loc="left")
-    ax.legend(fontsize=8, framealpha=0.9, edgecolor="none", loc="upper right")
+    handles = [h for axis in fig.axes for h in axis.get_legend_handles_labels()[0]]
+    ax.legend(handles=handles, fontsize=8, framealpha=0.9, edgecolor="none", loc="upper right")
     _style(ax)
     return _encode(fig)
 
@@ -610,3 +617,58 @@ def stage_figures(data: ReportData) -> dict[str, Figure]:
                                   "instructions against the pool at the time it was accepted.",
                                   *rouge_figure(scores, threshold))
     return figures
+
+
+@dataclass
+class TokenLengths:
+    """Kept rows measured in tokens with the trained run's own tokenizer and chat template."""
+
+    run: TrainRun
+    tokenizer: Any
+    lengths: list[int] = field(default_factory=list)
+
+    @classmethod
+    def for_run(cls, files: RunFiles) -> TokenLengths | None:
+        """The first training run in the folder that saved its tokenizer, else None (lengths stay in words)."""
+        for run in files.train:
+            if (run.folder / "tokenizer_config.json").is_file():
+                from transformers import AutoTokenizer
+
+                try:
+                    return cls(run, AutoTokenizer.from_pretrained(str(run.folder)))
+                except (OSError, ValueError):
+                    continue
+        return None
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        messages = row.get("messages")
+        if isinstance(messages, list) and messages:
+            ids = self.tokenizer.apply_chat_template(messages, tokenize=True)
+            self.lengths.append(len(ids["input_ids"] if isinstance(ids, Mapping) else ids))
+
+    @property
+    def over(self) -> int:
+        limit = self.run.max_length
+        return sum(1 for n in self.lengths if limit is not None and n > limit)
+
+    def caption(self) -> str:
+        limit = self.run.max_length
+        where = f"{self.run.folder.name}'s tokenizer and chat template"
+        if limit is None:
+            return f"Tokens per kept conversation ({where}); the run set no max_length."
+        return (f"Tokens per kept conversation ({where}) against the training max_length {limit:,}: "
+                f"{self.over:,} of {len(self.lengths):,} rows are longer and were truncated.")
+
+
+def tokens_figure(tokens: TokenLengths) -> tuple[str, int]:
+    from matplotlib.ticker import MaxNLocator
+
+    fig = _new_figure(7.5, 3.0)
+    ax = fig.add_subplot()
+    _histogram(ax, [float(n) for n in tokens.lengths], [], "tokens per conversation (kept)")
+    limit = tokens.run.max_length
+    if limit is not None:
+        ax.axvline(limit, color=REJECTED, linewidth=1.2, linestyle="--", label=f"max_length {limit:,}")
+        ax.legend(fontsize=8, framealpha=0.9, edgecolor="none")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    return _encode(fig)

@@ -16,7 +16,9 @@ def kept_records(count: int = 40) -> list[dict[str, Any]]:
     records = []
     for i in range(count):
         meta: dict[str, Any] = {"source": "self-instruct", "teacher": "SmolLM2-135M-Instruct",
-                                "tokens_out": 10 + i, "finish_reason": "stop", "seed_ids": [i % 7, (i + 3) % 7]}
+                                "tokens_out": 10 + i, "finish_reason": "stop", "seed_ids": [i % 7, (i + 3) % 7],
+                                "instruction": f"Task {i}", "most_similar": [
+                                    {"instruction": "seed", "score": round(0.15 + (i * 37 % 50) / 100, 3)}]}
         if i % 3 == 0:
             meta["instances"] = [{"input": "", "output": f"answer {i}"}]
         if i % 5 == 0:
@@ -65,7 +67,8 @@ def manifest(count: int) -> dict[str, Any]:
         "teacher": "SmolLM2-135M-Instruct",
         "seeds": {"path": "/opt/venv/lib/python3.11/site-packages/seeds/seed_tasks.jsonl", "sha256": SEEDS_SHA,
                   "count": 95},
-        "totals": {"requests": 90, "rows": count, "errors": 2, "rejected": {"rouge_novelty": 31, "too_long": 4}},
+        "totals": {"requests": 90, "candidates": 100, "instructions_accepted": 65, "rows": count, "errors": 2,
+                   "rejected": {"rouge_novelty": 31, "too_long": 4}},
     }
 
 
@@ -124,4 +127,35 @@ def write_run(folder: Path, *, with_manifests: bool = True, with_compare: bool =
                     marker="o", label=arm)
         ax.legend()
         fig.savefig(compare / "curve.png")
+    return folder
+
+
+CHATML = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+)
+
+
+def write_train_run(folder: Path, max_length: int = 256) -> Path:
+    """A `curate train` run folder: config.yaml, metrics.json (loss + learning rate), a saved tokenizer."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<|im_start|>", "<|im_end|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator([f"Task {i}: explain why {i} plus {i} equals {2 * i}." for i in range(50)], trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", eos_token="<|im_end|>")
+    fast.chat_template = CHATML
+    fast.save_pretrained(str(folder))
+    losses = [{"step": s, "loss": 2.5 - s / 15, "learning_rate": 2e-4 * min(1, s / 3) * (1 - s / 31)}
+              for s in range(1, 31)]
+    write_json(folder / "metrics.json", {"steps": 30, "train_loss": losses, "final_eval_loss": 1.1,
+                                         "eval_loss": [{"step": 15, "loss": 1.6}, {"step": 30, "loss": 1.1}]})
+    (folder / "config.yaml").write_text(
+        f"model: bundled\nquantization: nf4\nlora: {{r: 16}}\nsft: {{max_length: {max_length}}}\n"
+        "run: {base_model: /opt/models/SmolLM2-135M-Instruct, data: /home/me/curated.jsonl}\n", encoding="utf-8")
     return folder

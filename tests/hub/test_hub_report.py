@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from hub_fixtures import write_run
+from hub_fixtures import write_run, write_train_run
 
 from curate.cli import cli
 from curate.errors import CurateError
@@ -50,7 +50,7 @@ def test_report_collects_everything_the_run_left(run_dir: Path, tmp_path: Path) 
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
     assert "<link" not in html and "@import" not in html and "url(" not in html
     figures = re.findall(r'<figure data-figure="([^"]+)"><img src="data:image/png;base64,', html)
-    assert figures == ["funnel", "reasons", "lengths", "scores", "compare-0-0"]
+    assert figures == ["funnel", "generation", "rouge", "reasons", "lengths", "scores", "compare-0-0"]
     # funnel and reasons counted from rejected.jsonl; examples shown with their detail
     data = collect(run_dir)
     assert data.funnel is not None and [(s.stage, s.rejected) for s in data.funnel.steps] == [
@@ -72,7 +72,7 @@ def test_report_without_optional_files(tmp_path: Path) -> None:
     (run / "rejected.jsonl").unlink()
     html = write_report(run, tmp_path / "r.html").read_text(encoding="utf-8")
     assert "No rejected.jsonl rows" in html and 'id="compare"' not in html  # no section for what did not run
-    assert re.findall(r'<figure data-figure="([^"]+)"', html) == ["funnel", "lengths", "scores"]
+    assert re.findall(r'<figure data-figure="([^"]+)"', html) == ["funnel", "rouge", "lengths", "scores"]
     with pytest.raises(CurateError, match="not a folder"):
         write_report(tmp_path / "missing", tmp_path / "x.html")
 
@@ -123,11 +123,13 @@ def test_report_renders_in_headless_chromium(run_dir: Path, tmp_path: Path) -> N
     result, console = _probe(broken, tmp_path)
     assert result["figures"][0]["ok"] is False and any('"boom"' in line for line in console)
 
+    write_train_run(run_dir / "runs" / "sft-demo")
     report = write_report(run_dir, tmp_path / "report.html")
     result, console = _probe(report, tmp_path)
     assert console == []
     keys = [f["key"] for f in result["figures"]]
-    assert keys == ["funnel", "reasons", "lengths", "scores", "compare-0-0"]
+    assert keys == ["funnel", "generation", "rouge", "reasons", "tokens", "lengths", "scores", "compare-0-0",
+                    "compare-1-curve"]
     for figure in result["figures"]:
         assert figure["ok"] and figure["width"] > 100 and figure["shown"] > 100, figure
 
@@ -171,7 +173,7 @@ def test_real_filter_output_exports_and_reports(tmp_path: Path) -> None:
     assert sorted(read_export(tmp_path / "ds"), key=lambda r: r["id"]) == sorted(kept, key=lambda r: r["id"])
     card = (tmp_path / "ds" / "README.md").read_text()
     assert f"| generated | {len(kept) + rejected} |" in card and f"| **kept** | **{len(kept)}** |" in card
-    assert "| filter preset |" in card and "near_dedup" in card
+    assert "| preset | sft |" in card and "near_dedup" in card
 
     data = collect(run)
     assert data.funnel is not None and data.funnel.kept == len(kept)
