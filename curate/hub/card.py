@@ -29,6 +29,7 @@ from curate.errors import CurateError
 from curate.hub.facts import CardFacts, gather
 from curate.records.jsonl import atomic_writer
 from curate.runs.evidence import Funnel, RunFiles, compute_funnel, summarize
+from curate.runs.redact import redact_text
 
 if TYPE_CHECKING:
     from curate.hub.scan import ExportConfig, ScanResult
@@ -80,7 +81,7 @@ def write_card(
     content = render_card(metadata, text)
     validate_card(content, out, schema)
     with atomic_writer(path) as handle:
-        handle.write(content)
+        handle.write(redact_text(content))  # a key in a stage file or an old card never reaches the hub
     return path
 
 

@@ -54,6 +54,7 @@ from curate.records.shards import ROWS_PER_BATCH, SPLIT_ORDER, shard_name
 from curate.runs.commit import output_folder
 from curate.runs.evidence import RunFiles, find_run_files
 from curate.runs.lock import locks_output
+from curate.runs.redact import redact_text
 
 
 @dataclass
@@ -316,7 +317,8 @@ def _copy_evidence(files: RunFiles, folder: Path) -> list[Path]:
     try:
         copied = []
         for doc in docs:
-            (staging / doc.path.name).write_text(without_local_paths(doc.value, doc.text), encoding="utf-8")
+            text = redact_text(without_local_paths(doc.value, doc.text))  # stage files of older runs may hold keys
+            (staging / doc.path.name).write_text(text, encoding="utf-8")
             copied.append(folder / doc.path.name)
         _swap_in(staging, folder)
     finally:
