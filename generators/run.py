@@ -143,6 +143,13 @@ class Summary:
     config: GenerateConfig
     session: Session = field(default_factory=Session)
 
+    def failure(self) -> str | None:
+        """The one-line cause of a failed run, with what to do; None when the run did not fail."""
+        if self.status != "failed":
+            return None
+        return (f"every request of {DEAD_BATCHES} batches in a row failed: {self.session.cause() or ADVICE['engine']} "
+                f"({self.totals.rows} rows in {self.paths.out}; see {self.paths.errors})")
+
     @property
     def exit_code(self) -> int:
         """0: complete, or stopped at the budget asked for; 1: stalled; 2: failed."""
@@ -507,8 +514,5 @@ def summary_lines(summary: Summary) -> list[str]:
     elif summary.status == "stalled":
         lines.append(f"stopped: {summary.config.stall_batches} batches in a row accepted nothing: "
                      f"{summary.session.cause() or STALLED_ADVICE}")
-    elif summary.status == "failed":
-        lines.append(f"failed: every request of {DEAD_BATCHES} batches in a row failed: "
-                     f"{summary.session.cause() or ADVICE['engine']}")
     lines.append(f"manifest: {summary.paths.manifest}")
     return lines

@@ -79,5 +79,9 @@ def command(seeds, out, preset, engine, teacher, engine_set, num_instructions, s
     summary = generate_with_engine(config, seeds, out, progress=not quiet)
     for line in summary_lines(summary):
         click.echo(line)
+    if summary.failure():
+        from curate.errors import CurateError
+
+        raise CurateError(summary.failure())
     if summary.exit_code:
         raise SystemExit(summary.exit_code)

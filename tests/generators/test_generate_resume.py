@@ -182,3 +182,78 @@ def test_manifest_records_config_engine_seeds_and_cost(seeds_file, tmp_path):
     expected = round(totals["tokens_in"] / 1e6 * 2.0 + totals["tokens_out"] / 1e6 * 10.0, 6)
     assert totals["cost"] == expected
     assert totals["wall_time_s"] > 0
+
+
+LEDGER_TOTALS = ("requests", "failed_requests", "tokens_in", "tokens_out", "candidates", "rows")
+
+
+def test_totals_after_interrupts_and_resume_equal_an_uninterrupted_run(seeds_file, tmp_path):
+    straight = generate(config(), seeds_file, tmp_path / "a" / "generated.jsonl", FakeEngine(default=Teacher()),
+                        progress=False)
+    out = tmp_path / "b" / "generated.jsonl"
+    for stop_after in (5, 17):  # two interrupts mid-batch, each leaving a batch half done
+        engine = FakeEngine(default=Teacher())
+        engine.interrupt_after = stop_after
+        with pytest.raises(KeyboardInterrupt):
+            generate(config(), seeds_file, out, engine, progress=False)
+    resumed = generate(config(), seeds_file, out, FakeEngine(default=Teacher()), progress=False)
+    for key in LEDGER_TOTALS:
+        assert getattr(resumed.totals, key) == getattr(straight.totals, key), key
+    assert resumed.totals.rejected == straight.totals.rejected
+    manifest = json.loads((out.parent / "manifest.json").read_text())
+    ledger = rows(out.parent / "batches.jsonl")
+    for key in LEDGER_TOTALS:
+        assert manifest["totals"][key] == sum(row[key] for row in ledger), key
+    assert manifest["totals"]["rows"] == len(rows(out))
+    assert manifest["totals"]["rejected_total"] == len(rows(out.parent / "rejected_candidates.jsonl"))
+    assert [s["status"] for s in manifest["sessions"]] == ["interrupted", "interrupted", "complete"]
+
+
+def test_a_session_killed_with_9_is_marked_interrupted_and_its_half_batch_redone(seeds_file, tmp_path):
+    out = tmp_path / "generated.jsonl"
+    generate(config(num_instructions=4), seeds_file, out, FakeEngine(default=Teacher()), progress=False)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    # what kill -9 after the ledger row and before the records leaves: a running session, a ledger row
+    # whose records never landed, and its log rows
+    manifest["sessions"][-1]["status"] = "running"
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    batch = manifest["batches_done"]
+    with (tmp_path / "batches.jsonl").open("a") as ledger:
+        ledger.write(json.dumps({"batch": batch, **dict.fromkeys(LEDGER_TOTALS, 3), "wall_time_s": 1.0}) + "\n")
+    with (tmp_path / "errors.jsonl").open("a") as log:
+        log.write(json.dumps({"batch": batch, "stage": "instructions", "error": "lost"}) + "\n")
+    summary = generate(config(num_instructions=6), seeds_file, out, FakeEngine(default=Teacher()), progress=False)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert [s["status"] for s in manifest["sessions"]] == ["interrupted", "complete"]
+    ledger = rows(tmp_path / "batches.jsonl")
+    assert [row["batch"] for row in ledger] == list(range(len(ledger)))  # the dangling row was dropped, redone
+    assert summary.totals.requests == sum(row["requests"] for row in ledger) == manifest["totals"]["requests"]
+    assert not any(row.get("error") == "lost" for row in rows(tmp_path / "errors.jsonl"))
+
+
+def test_a_second_run_on_the_same_folder_is_refused_while_the_first_holds_it(seeds_file, tmp_path):
+    from curate.runs.lock import output_lock
+
+    out = tmp_path / "generated.jsonl"
+    with output_lock(tmp_path / "manifest.json", "curate generate (the first run)"), \
+            pytest.raises(CurateError, match="in use by pid"):
+        generate(config(num_instructions=2), seeds_file, out, FakeEngine(default=Teacher()), progress=False)
+    assert not out.exists()
+
+
+def test_progress_shows_generated_tokens_per_second_in_flight_and_spend(seeds_file):
+    from generators.run import Totals, _Progress
+
+    engine = FakeEngine()
+    engine.in_flight = 3
+    bar = _Progress(config(price_in=1.0, price_out=2.0), 0, Totals(tokens_in=10**6, tokens_out=100), engine,
+                    enabled=True)
+    try:
+        bar.update(Totals(tokens_in=10**7, tokens_out=100 + 500, rows=2, instructions_accepted=1))
+        bar._start -= 10  # as if the 500 tokens took ten seconds
+        stats = bar.stats()
+    finally:
+        bar.close()
+    assert "rows 2" in stats and "3 in flight" in stats and "$10.0012 spent" in stats
+    rate = float(stats.split(" generated tok/s")[0].rsplit("· ", 1)[1].replace(",", ""))
+    assert 45 <= rate <= 50  # 500 generated tokens in ~10 s: the 9M prompt tokens are not counted

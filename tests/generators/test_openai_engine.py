@@ -130,3 +130,37 @@ def test_unreachable_server_without_model_is_a_clear_error():
     with pytest.raises(CurateError, match=r"^--base-url http://127.0.0.1:9/v1: cannot connect \(.*refused"):
         OpenAIEngine(base_url="http://127.0.0.1:9/v1", api_key="test")
     assert time.monotonic() - start < 10
+
+
+def test_refused_key_stops_the_engine_after_the_requests_in_flight(scripted_server):
+    from generators.engines.base import TeacherUnavailable
+
+    scripted_server.actions.extend([{"status": 401, "error": "Incorrect API key provided: sk-test-abcdefghijkl"}] * 20)
+    engine = OpenAIEngine(model="scripted-model", base_url=scripted_server.base_url, api_key="sk-test-abcdefghijkl",
+                          concurrency=2, max_retries=4, retry_initial_wait=0.01)
+    with pytest.raises(TeacherUnavailable, match="refused the API key") as err:
+        engine.generate([request(id=str(i)) for i in range(10)])
+    assert err.value.kind == "auth" and "sk-test-abcdefghijkl" not in str(err.value)
+    assert len(scripted_server.bodies) <= 2  # the two in flight; the other eight were never sent, none retried
+    with pytest.raises(TeacherUnavailable):
+        engine.generate([request()])
+    assert len(scripted_server.bodies) <= 2
+
+
+def test_a_server_that_goes_away_after_answering_is_retried_then_given_up(scripted_server):
+    from generators.engines.base import TeacherUnavailable
+
+    engine = engine_for(scripted_server, max_retries=1, fail_after=2)
+    assert engine.generate([request()])[0].ok
+    scripted_server.close()
+    lost = engine.generate([request()])[0]  # seen alive before: a transient failure, not a stop
+    assert not lost.ok and lost.error_kind == "connection" and lost.attempts == 2
+    with pytest.raises(TeacherUnavailable, match="cannot connect"):
+        engine.generate([request(id=str(i)) for i in range(3)])
+
+
+def test_error_kinds_name_the_cause(scripted_server):
+    scripted_server.actions.extend([{"status": 429}, {"status": 503}, {"status": 400, "error": "bad"}])
+    engine = engine_for(scripted_server, max_retries=0, concurrency=1)
+    kinds = [r.error_kind for r in engine.generate([request(id=str(i)) for i in range(3)])]
+    assert kinds == ["rate_limit", "server", "bad_request"]
