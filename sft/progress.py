@@ -186,11 +186,21 @@ def plot_losses(train_log: list[dict[str, Any]], eval_log: list[dict[str, Any]],
         axis.plot([row["step"] for row in train_log], [row["loss"] for row in train_log], label="train", lw=1.2)
     if eval_log:
         axis.plot([row["step"] for row in eval_log], [row["loss"] for row in eval_log], "o-", label="eval", lw=1.5)
-    axis.set_xlabel("step")
+    axis.set_xlabel("optimizer step")
     axis.set_ylabel("loss (assistant tokens)")
     axis.set_title(title, fontsize=10)
     axis.grid(alpha=0.3)
-    axis.legend()
+    from matplotlib.ticker import MaxNLocator
+
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    rates = [(row["step"], row["learning_rate"]) for row in train_log if row.get("learning_rate") is not None]
+    if rates:  # the schedule explains the curve's bends (warmup, decay)
+        lr_axis = axis.twinx()
+        lr_axis.plot([s for s, _ in rates], [r for _, r in rates], ":", color="grey", lw=1.0, label="learning rate")
+        lr_axis.set_ylabel("learning rate", color="grey")
+        lr_axis.tick_params(labelsize=8, colors="grey")
+    handles = [h for ax in figure.axes for h in ax.get_legend_handles_labels()[0]]
+    axis.legend(handles=handles)
     figure.tight_layout()
     with atomic_writer(path, "wb") as handle:
         figure.savefig(handle, format="png")

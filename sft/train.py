@@ -27,6 +27,7 @@ from curate.lm.render import Rendered, chat_template_of, end_of_turn_token, rend
 from curate.records.jsonl import atomic_writer, write_json
 from curate.records.sources import open_records
 from curate.runs.commit import commit_files
+from curate.runs.evidence import TrainRun
 from curate.runs.lock import locks_output
 from sft import config as cfg
 from sft.packing import BlockDiagonalCollator, plan_packing
@@ -268,7 +269,7 @@ def train(
             yaml.safe_dump(resolved, handle, sort_keys=False, allow_unicode=True)
         write_json(staging / "metrics.json", metrics)
         plot_losses(monitor.train_log, monitor.eval_log, staging / "loss_curve.png",
-                    f"{Path(str(data)).name} -> {out_dir.name} ({config['quantization']}, packing {plan.mode})")
+                    TrainRun(out_dir, resolved, metrics, []).title())  # the report's title rule: model, method, data, steps
         if not monitor.interrupted:
             trainer.save_model(str(staging))
             tokenizer.save_pretrained(str(staging))
