@@ -6,7 +6,7 @@ import click
 
 
 @click.command("export", short_help="Write a hub-ready dataset folder: Parquet shards + dataset card.")
-@click.argument("records", type=click.Path(dir_okay=False))
+@click.argument("records")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Folder to write.")
 @click.option("--format", "fmt", default="parquet", show_default=True, type=click.Choice(["parquet", "jsonl"]),
               help="Shard file format.")
@@ -34,7 +34,10 @@ def command(records: str, out: str, fmt: str, split_eval: float, seed: int, max_
     config = ExportConfig(out=out, format=fmt, split_eval=split_eval, seed=seed,
                           max_shard_bytes=parse_size(max_shard_size), license=license_,
                           language=list(language) or None, pretty_name=pretty_name, strict=strict)
-    result = export_records(records, config, progress=sys.stderr.isatty())
+    from curate.records.sources import records_file
+
+    with records_file(records, say=lambda line: click.echo(line, err=True)) as path:  # Parquet, Arrow, hub ids, ...
+        result = export_records(path, config, progress=sys.stderr.isatty())
     shards = sum(len(paths) for paths in result.shards.values())
     splits = ", ".join(f"{split} {count}" for split, count in result.splits.items())
     click.echo(f"exported {splits} rows in {shards} {fmt} shard(s) to {result.out}; card: {result.card}")

@@ -6,7 +6,7 @@ import click
 
 
 @click.command("push", short_help="Export and upload a dataset to the Hugging Face Hub.")
-@click.argument("records", type=click.Path(dir_okay=False))
+@click.argument("records")
 @click.option("--repo-id", required=True, help="Dataset repository, ORG/NAME.")
 @click.option("--private", is_flag=True, help="Create the repository as private (an existing one keeps its setting).")
 @click.option("--out", "-o", type=click.Path(file_okay=False),
@@ -23,8 +23,10 @@ def command(records: str, repo_id: str, private: bool, out: str | None, split_ev
     repo's existing card metadata is merged into the new card, not overwritten.
     """
     from curate.hub.push import push_dataset
+    from curate.records.sources import records_file
 
-    result = push_dataset(records, repo_id, private=private, out=out, split_eval=split_eval, format=fmt,
-                          license=license_)
+    with records_file(records, say=lambda line: click.echo(line, err=True)) as path:  # Parquet, Arrow, hub ids, ...
+        result = push_dataset(path, repo_id, private=private, out=out, split_eval=split_eval, format=fmt,
+                              license=license_)
     rows = sum(result.export.splits.values())
     click.echo(f"pushed {rows} rows to {result.url} (commit {result.commit[:10] or '?'})")

@@ -94,3 +94,15 @@ def test_training_tool_entries_use_the_documented_field_names(run_dir: Path, tmp
     dataset = yaml.safe_load((tmp_path / "ds" / "axolotl.yaml").read_text())["datasets"][0]
     assert dataset["type"] == "chat_template" and dataset["field_messages"] == "messages"
     assert dataset["message_property_mappings"] == {"role": "role", "content": "content"}
+
+
+def test_export_reads_a_parquet_file_directly(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(HUMAN), tmp_path / "people.parquet")
+    result = CliRunner().invoke(cli, ["export", str(tmp_path / "people.parquet"), "--out", str(tmp_path / "ds")])
+    assert result.exit_code == 0, result.output
+    assert "Parquet; format: alpaca (detected)" in result.output
+    text = (tmp_path / "ds" / "README.md").read_text()
+    assert "| people | 12 |" in text and "alpaca 12" in text and str(tmp_path) not in text
