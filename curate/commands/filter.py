@@ -50,6 +50,8 @@ VERIFY_MODES = ("none", "signature", "exact")
                    "of rejecting the row.")
 @click.option("--pii", type=click.Choice(["reject", "mask"]),
               help="Personal data (e-mail, phone, IP, card numbers, API keys): reject the row or mask it.")
+@click.option("--native-read", is_flag=True, default=None,
+              help="Parse and check clean JSONL with Polars instead of Python (same results).")
 @click.option("--skip-invalid", is_flag=True, help="Quarantine malformed rows instead of stopping.")
 @click.option("--quarantine", type=click.Path(dir_okay=False), help="[default: OUT's name + .invalid.jsonl]")
 def command(source: str, out: str, config_path: str | None, skip_invalid: bool, quarantine: str | None,

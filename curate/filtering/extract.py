@@ -92,9 +92,13 @@ class Columns:
         return frame.with_columns(pl.int_range(first_row, first_row + frame.height, dtype=pl.Int64).alias("row"))
 
 
-def chunks(path: str | os.PathLike[str], cfg: FilterConfig, columns: Columns,
-           quarantine: Quarantine | None) -> Iterator[pl.DataFrame]:
-    """Validated rows of ``path`` as frames of ``cfg.chunk_rows`` rows (bad rows raise, or go to ``quarantine``)."""
+def chunks(path: str | os.PathLike[str], cfg: FilterConfig, columns: Columns, quarantine: Quarantine | None,
+           after_line: int = 0, first_row: int = 0) -> Iterator[pl.DataFrame]:
+    """Validated rows of ``path`` as frames of ``cfg.chunk_rows`` rows (bad rows raise, or go to ``quarantine``).
+
+    Rows up to line ``after_line`` were read already (by the native path): skipped, rows numbered on from
+    ``first_row``.
+    """
     from curate.errors import RecordError
     from curate.records import record_id, validate_record
     from curate.records.jsonl import iter_valid
@@ -105,8 +109,9 @@ def chunks(path: str | os.PathLike[str], cfg: FilterConfig, columns: Columns,
             raise RecordError("id", "does not match the hash of the messages (edited by hand? run `curate import`)")
         return record
 
-    first_row = 0
     for line_no, record in iter_valid(path, validate, quarantine):
+        if line_no <= after_line:
+            continue
         columns.add(line_no, record)
         if len(columns) >= cfg.chunk_rows:
             yield columns.frame(first_row)

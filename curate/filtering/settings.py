@@ -35,6 +35,9 @@ class FilterConfig:
     """Re-hash every record's messages to check its id (``--trust-ids`` skips it; the schema is still checked)."""
     strip_special_tokens: bool = False
     """Remove one trailing chat-template special token from each assistant turn instead of rejecting the row."""
+    native_read: bool = False
+    """Parse and check clean JSONL blocks with Polars (curate.filtering.native_read) instead of Python; off by
+    default: slower than the Python path on the loaded 2-core benchmark machine (bench/results/filter.md)."""
     pii: str | None = None
     """PII rule set: null (off) | reject (drop rows with PII) | mask (replace it, keep the row)."""
 
@@ -64,6 +67,7 @@ class FilterConfig:
             "check_ids": self.check_ids,
             "strip_special_tokens": self.strip_special_tokens,
             "pii": self.pii,
+            "native_read": self.native_read,
         }
 
 

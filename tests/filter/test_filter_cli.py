@@ -245,3 +245,32 @@ def test_command_choices_match_the_library():
     assert command.ENGINES == dedup.ENGINES
     assert command.KEEP_POLICIES == dedup.KEEP_POLICIES
     assert command.VERIFY_MODES == dedup.VERIFY_MODES
+
+
+def test_native_read_gives_the_python_paths_frames(tmp_path, dup_records):
+    import polars as pl
+
+    from curate.filtering.extract import Columns, chunks
+    from curate.filtering.native_read import read_chunks
+    from curate.filtering.settings import load_config
+
+    rows, _ = dup_records
+    rows = rows + [record("Say hi to me in one word please?", "Hi!<|endoftext|>", language="en", tokens_out=3)]
+    path = write_jsonl(tmp_path / "in.jsonl", rows)
+    for strip in (None, True):
+        cfg = load_config(None, {"native_read": True, "strip_special_tokens": strip, "chunk_rows": 7})
+        python = pl.concat(list(chunks(path, cfg, Columns(cfg), None)))
+        native = pl.concat(list(read_chunks(path, cfg, Columns(cfg), None)))
+        assert native.equals(python)
+    import io
+
+    from curate.filtering import native_read
+
+    numbers, raw = next(native_read._blocks(path, 7))
+    block = pl.read_ndjson(io.BytesIO(b"".join(raw)), schema=native_read._RECORD)
+    assert native_read._clean(block, raw, check_ids=True)  # the native path really read the clean blocks
+    edited = [dict(r) for r in rows]
+    edited[9]["id"] = "0" * 32  # a bad id in the second block: the Python path takes over and names the line
+    path = write_jsonl(tmp_path / "bad.jsonl", edited)
+    result = run([path, "--out", tmp_path / "o.jsonl", "--native-read"])
+    assert result.exit_code == 2 and f"{path}:10: field 'id'" in result.output

@@ -18,7 +18,8 @@ import polars as pl
 
 from curate.filtering.chunk import ChunkResult, against_features, process_chunk
 from curate.filtering.dedup.steps import Features
-from curate.filtering.extract import Columns, chunks, records_chunks
+from curate.filtering.extract import Columns, records_chunks
+from curate.filtering.native_read import read_chunks
 from curate.filtering.settings import FilterConfig
 from curate.records.jsonl import Quarantine
 
@@ -45,7 +46,7 @@ def run_chunks(source: str | os.PathLike[str], cfg: FilterConfig, eval_sets: lis
     columns = Columns(cfg)
     started = time.perf_counter()
     try:
-        for frame in chunks(source, cfg, columns, quarantine):
+        for frame in read_chunks(source, cfg, columns, quarantine):
             run.add(process_chunk(cfg, frame, eval_sets))
             advance(frame.height)
     finally:
