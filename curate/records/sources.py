@@ -80,8 +80,8 @@ def resolve(spec: str | os.PathLike[str]) -> Container:
         path = Path(text)
     if path.is_file():
         if path.name.endswith(".parquet"):
-            return Container(text, "parquet", _stem(path), [path])
-        return Container(text, "jsonl", _stem(path), [path])
+            return Container(text, "parquet", file_stem(path), [path])
+        return Container(text, "jsonl", file_stem(path), [path])
     if path.is_dir():
         return _resolve_folder(text, path, split)
     match = _HUB_ID.match(text)
@@ -90,10 +90,16 @@ def resolve(spec: str | os.PathLike[str]) -> Container:
     raise InputError(text, None, None, "no such file or folder (nor a hub dataset id ORG/NAME[:config][@split])")
 
 
-def _stem(path: Path) -> str:
-    name = path.name.removesuffix(".gz")
+def file_stem(path: str | os.PathLike[str]) -> str:
+    """The stem rule (``curated.jsonl.gz`` -> ``curated``), used through ``curate.runs.names.stem`` too.
+
+    It lives here, at the base, because the base names sources by it; everything above says
+    ``names.stem``. A name without a data suffix is its own stem.
+    """
+    name = Path(path).name.removesuffix(".gz")
     for suffix in (".jsonl", ".json", ".ndjson", ".parquet"):
-        name = name.removesuffix(suffix)
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
     return name
 
 

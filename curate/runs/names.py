@@ -18,6 +18,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from curate.records.sources import file_stem
+
 # generate (all beside --out, unprefixed: one run per folder)
 GENERATED = "generated.jsonl"
 GENERATE_ERRORS = "errors.jsonl"
@@ -41,16 +43,9 @@ SELECT_REPORT = "select_report.json"
 EVAL_RESULTS = "eval.json"
 COMPARE_RESULTS = "results.json"
 
-_SUFFIXES = (".jsonl", ".json", ".parquet")
-
-
 def stem(path: str | os.PathLike[str]) -> str:
     """``curated.jsonl.gz`` -> ``curated``; ``mix.json`` -> ``mix``; ``notes.txt`` -> ``notes.txt``."""
-    name = Path(path).name.removesuffix(".gz")
-    for suffix in _SUFFIXES:
-        if name.endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
-    return name
+    return file_stem(path)
 
 
 def sibling(out: str | os.PathLike[str], name: str, plain_stem: str | None = None) -> Path:
