@@ -72,7 +72,8 @@ def validate_record(obj: Any, *, check_id: bool = True) -> dict[str, Any]:
         raise RecordError("<record>", f"expected a JSON object, got {_type_name(obj)}")
     unknown = sorted(set(obj) - set(RECORD_KEYS) - {"reject"})
     if unknown:
-        raise RecordError(unknown[0], f"unknown top-level field (allowed: {', '.join(RECORD_KEYS)})")
+        raise RecordError(unknown[0], f"unknown top-level field (allowed: {', '.join(RECORD_KEYS)}); "
+                          "rows in another format (Alpaca, ShareGPT, ...): `curate import` converts them")
     if "messages" not in obj:
         raise RecordError("messages", "missing")
     _check_messages(obj["messages"])
