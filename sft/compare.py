@@ -18,6 +18,8 @@ GPU tier: the same code with ``--config compare-gpu`` (sft/recipes/compare-gpu.y
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -26,6 +28,7 @@ from typing import Any
 from curate.errors import CurateError
 from curate.records.jsonl import atomic_writer, read_records, write_json, write_jsonl
 from curate.runs import names
+from curate.runs.commit import commit_files
 from sft.comparison import summary
 from sft.comparison.grid import cell_name, planned_cells, read_cell, run_base, run_cell
 from sft.comparison.plan import CompareConfig, first_user, held_out, near_duplicates_of_pool, score_of
@@ -104,10 +107,10 @@ def _load_or_write_plan(config: CompareConfig, pool_sha: str, pool: list[dict[st
 
 def run_compare(config: CompareConfig, say: Callable[[str], None] = print) -> dict[str, Any]:
     """Run (or resume) the grid and write the summary; returns results.json's content."""
-    from curate.runs.lock import output_lock
+    from curate.runs.lock import guard_output
 
     out = Path(config.out)
-    with output_lock(out, "curate compare"):
+    with guard_output(out, "curate compare", folder=True):  # writable, one run per folder
         records = list(read_records(config.pool))
         all_scores = [score_of(r, config.by, i + 1) for i, r in enumerate(records)] if config.by else None
         plan, eval_records = _load_or_write_plan(config, records_hash(records), records, all_scores, say)
@@ -137,7 +140,16 @@ def _summarize(config: CompareConfig, plan: dict[str, Any], base: dict[str, Any]
     out = Path(config.out)
     paired = summary.paired_vs_random(cells, config.resamples)
     rows = summary.rows_with_differences([base] + cells, paired)
-    images = summary.plot(cells, base, out)
+    staging = Path(tempfile.mkdtemp(prefix=".summary.", dir=out))  # results, csv, report, plots: one set
+    try:
+        return _write_summary(config, plan, base, cells, paired, rows, out, staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write_summary(config: CompareConfig, plan: dict[str, Any], base: dict[str, Any], cells: list[dict[str, Any]],
+                   paired: Any, rows: Any, out: Path, staging: Path) -> dict[str, Any]:
+    images = summary.plot(cells, base, staging)
     results = {
         "out": str(out), "conclusion": summary.conclusion(paired, config.arms, config.budget),
         "metric": "held-out NLL per reference token (completion-only; lower is better)",
@@ -146,8 +158,9 @@ def _summarize(config: CompareConfig, plan: dict[str, Any], base: dict[str, Any]
         "base": {"model": base.get("cell"), "nll": base["metrics"]["nll"]},
         "paired": paired, "results": rows, "plots": [p.name for p in images],
     }
-    summary.write_csv(rows, out / "results.csv")
-    with atomic_writer(out / "report.md") as handle:
+    summary.write_csv(rows, staging / "results.csv")
+    with atomic_writer(staging / "report.md") as handle:
         handle.write(summary.report_markdown(results))
-    write_json(out / RESULTS, results)
+    write_json(staging / RESULTS, results)
+    commit_files(staging, out, "curate compare", primary=RESULTS)  # all old or all new (curate.runs.commit)
     return results

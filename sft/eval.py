@@ -34,6 +34,8 @@ from typing import Any
 from curate.errors import CurateError
 from curate.records.jsonl import iter_json_rows, write_json, write_jsonl
 from curate.runs import names
+from curate.runs.commit import output_set
+from curate.runs.lock import locks_output
 from sft.evaluation.metrics import EvalSet, exact_match, load_eval_set, repeated_ngram_rate
 from sft.stats import Estimate, bootstrap_mean, bootstrap_ratio
 
@@ -142,6 +144,7 @@ def _models(config: EvalConfig) -> list[tuple[str, Path, bool]]:
     return models
 
 
+@locks_output("config.out", "curate eval", folder=True)  # writable, one run per folder, before any loading
 def evaluate(config: EvalConfig, say: Callable[[str], None] = print, judge_engine: Any = None) -> dict[str, Any]:
     """Score every model, judge the pairs, write the outputs; returns eval.json's content.
 
@@ -179,11 +182,13 @@ def evaluate(config: EvalConfig, say: Callable[[str], None] = print, judge_engin
         "results": flat_rows(models),
     }
     out.mkdir(parents=True, exist_ok=True)
-    if config.generate:
-        write_jsonl(out / ANSWERS, answers_out)
-    write_jsonl(out / EXAMPLES, all_rows)
-    write_jsonl(out / JUDGMENTS, judgments)
-    write_json(out / EVAL_JSON, result)
+    members = [out / EVAL_JSON, out / EXAMPLES, out / JUDGMENTS] + ([out / ANSWERS] if config.generate else [])
+    with output_set(members, command="curate eval") as files:  # one set: all old or all new (curate.runs.commit)
+        if config.generate:
+            write_jsonl(files.staged(out / ANSWERS), answers_out)
+        write_jsonl(files.staged(out / EXAMPLES), all_rows)
+        write_jsonl(files.staged(out / JUDGMENTS), judgments)
+        write_json(files.staged(out / EVAL_JSON), result)
     return result
 
 
