@@ -124,14 +124,16 @@ class Session:
     rows: int = 0
     error_kinds: Counter = field(default_factory=Counter)
     dead_batches: int = 0  # batches in a row where every request failed
+    dead_kinds: Counter = field(default_factory=Counter)  # the error kinds of those batches
     error: str | None = None
 
     def cause(self) -> str | None:
-        """The advice for the most common kind of failure, when failures dominate."""
-        if not self.error_kinds or self.failed * 2 < self.requests:
+        """The advice for the most common kind of failure: of the last dead batches, else of the session
+        when failures dominate it."""
+        kinds = self.dead_kinds or (self.error_kinds if self.failed * 2 >= self.requests else None)
+        if not kinds:
             return None
-        kind = self.error_kinds.most_common(1)[0][0]
-        return ADVICE.get(kind, ADVICE["engine"])
+        return ADVICE.get(kinds.most_common(1)[0][0], ADVICE["engine"])
 
 
 @dataclass
@@ -260,9 +262,11 @@ def _count(totals: Totals, session: Session, outcome: BatchOutcome, entry: dict[
     session.requests += outcome.requests
     session.failed += outcome.failed_requests
     session.rows += entry["rows"]
-    session.error_kinds.update(r.get("kind") or "engine" for r in outcome.errors)
+    kinds = Counter(r.get("kind") or "engine" for r in outcome.errors)
+    session.error_kinds.update(kinds)
     dead = outcome.requests > 0 and outcome.failed_requests == outcome.requests
     session.dead_batches = session.dead_batches + 1 if dead else 0
+    session.dead_kinds = session.dead_kinds + kinds if dead else Counter()
 
 
 def _completion_mode(config: GenerateConfig, engine: Engine) -> bool:

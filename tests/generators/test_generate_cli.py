@@ -73,3 +73,16 @@ def test_help_lists_the_flags():
     for flag in ("--seeds", "--num-instructions", "--engine", "--teacher", "--base-url", "--seed", "--price-in",
                  "--price-out", "--max-tokens-total", "--preset", "--config", "--rpm", "--concurrency"):
         assert flag in result.output
+
+
+def test_a_stalled_run_exits_1_with_advice(scripted_server, seeds_file, tmp_path):
+    scripted_server.default_text = "I cannot help with that."  # answers, but nothing parses to a task
+    config = tmp_path / "gen.yaml"
+    config.write_text("stall_batches: 2\n")
+    out = tmp_path / "run" / "generated.jsonl"
+    result = CliRunner().invoke(cli, ["generate", "--seeds", str(seeds_file), "--out", str(out), "--base-url",
+                                      scripted_server.base_url, "--teacher", "scripted-model", "-n", "3",
+                                      "--batch-size", "1", "--config", str(config), "-q"])
+    assert result.exit_code == 1, result.output
+    assert "stopped: 2 batches in a row accepted nothing: nothing new was accepted" in result.output
+    assert json.loads((out.parent / "manifest.json").read_text())["status"] == "stalled"
