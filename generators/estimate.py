@@ -19,9 +19,12 @@ projection is an estimate, stated with its assumptions:
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import random
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from generators.config import GenerateConfig
@@ -41,7 +44,8 @@ def load_counter(engine: str, teacher: str | None) -> tuple[Callable[[str], int]
             from curate.records.model import bundled_gguf
 
             path = Path(teacher) if teacher else bundled_gguf()
-            vocab = Llama(model_path=str(path), vocab_only=True, verbose=False)
+            with _c_stderr_silenced():  # llama.cpp logs from C even with verbose=False
+                vocab = Llama(model_path=str(path), vocab_only=True, verbose=False)
             return (lambda text: len(vocab.tokenize(text.encode("utf-8"), add_bos=False, special=True))), \
                 f"the teacher's tokenizer ({path.name})"
         if teacher:
@@ -54,6 +58,20 @@ def load_counter(engine: str, teacher: str | None) -> tuple[Callable[[str], int]
         pass
     return (lambda text: math.ceil(len(text) / CHARS_PER_TOKEN)), \
         f"an estimate ({CHARS_PER_TOKEN} characters per token; no local tokenizer for the teacher)"
+
+
+@contextlib.contextmanager
+def _c_stderr_silenced() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null for the ``with`` body (C libraries write there directly)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def sample_requests(config: GenerateConfig, seeds_path: str | Path, completion_mode: bool) -> dict[str, list[Request]]:

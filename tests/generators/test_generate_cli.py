@@ -86,3 +86,13 @@ def test_a_stalled_run_exits_1_with_advice(scripted_server, seeds_file, tmp_path
     assert result.exit_code == 1, result.output
     assert "stopped: 2 batches in a row accepted nothing: nothing new was accepted" in result.output
     assert json.loads((out.parent / "manifest.json").read_text())["status"] == "stalled"
+
+
+def test_dry_run_on_the_cpu_engine_counts_with_the_teachers_tokenizer(seeds_file, tmp_path):
+    result = run("generate", "--dry-run", "--engine", "cpu", "-n", "10", "--seeds", str(seeds_file),
+                 "--out", str(tmp_path / "g.jsonl"))
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    first, second = result.stdout.splitlines()[:2]
+    assert "completion prompts; tokens counted with the teacher's tokenizer (SmolLM2-135M-Instruct" in first
+    assert second.startswith("first prompt (") and int(second.split("(")[1].split()[0].replace(",", "")) > 50
+    assert not (tmp_path / "g.jsonl").exists() and not (tmp_path / "manifest.json").exists()
