@@ -13,7 +13,8 @@ Input: the real files of ../shared/data imported as curate records and concatena
 
 For each: wall time, output size, and whether reading the Parquet back gives the records
 that went in (identical JSON per row). Then ``load_dataset`` and ``curate import`` of the
-export, and ``curate report`` on the same rows.
+export, ``curate report`` on the same rows, and ``open_records`` over the same Alpaca rows as a
+JSON array, a Parquet file and a ``save_to_disk`` Arrow folder.
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ def main() -> None:
     print(f"input: {source} ({rows:,} records, {source.stat().st_size / 1e6:.1f} MB)")
     results = []
 
-    from curate.hub.export import ExportConfig, export_records, read_export
+    from curate.hub.export import ExportConfig, export_records
+    from curate.records.shards import read_export
 
     target = work / "curate"
     shutil.rmtree(target, ignore_errors=True)
@@ -152,6 +154,25 @@ def main() -> None:
     print(f"\nload_dataset(export folder): {load_s:.1f} s; curate import (folder -> JSONL): {import_s:.1f} s; "
           f"curate report on {rows:,} kept rows: {report_s:.1f} s "
           f"({(run / 'report.html').stat().st_size / 1e3:.0f} kB page)")
+    import_containers(work)
+
+
+def import_containers(work: Path) -> None:
+    """open_records over the same Alpaca rows (GSM8K train) in each container: JSON array, Parquet, Arrow."""
+    import datasets
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from curate.records.sources import open_records
+
+    rows = json.loads((DATA / "gsm8k_train_alpaca.json").read_text(encoding="utf-8"))
+    pq.write_table(pa.Table.from_pylist(rows), work / "gsm8k.parquet")
+    datasets.Dataset.from_list(rows).save_to_disk(str(work / "gsm8k_arrow"))
+    print("\n| container (GSM8K Alpaca rows) | rows | open_records s | rows/s |\n|---|---|---|---|")
+    for label, source in (("JSON array", DATA / "gsm8k_train_alpaca.json"), ("Parquet file", work / "gsm8k.parquet"),
+                          ("Arrow save_to_disk", work / "gsm8k_arrow")):
+        records, seconds = timed(lambda source=source: list(open_records(source)))
+        print(f"| {label} | {len(records):,} | {seconds:.2f} | {len(records) / seconds:,.0f} |")
 
 
 if __name__ == "__main__":
