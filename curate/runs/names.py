@@ -43,6 +43,19 @@ SELECT_REPORT = "select_report.json"
 EVAL_RESULTS = "eval.json"
 COMPARE_RESULTS = "results.json"
 
+# The evidence each stage leaves beside its output: one place that says which file proves what ran.
+# (Historical names differ per stage; they stay, since users' folders and scripts use them.)
+EVIDENCE = {
+    "generate": (MANIFEST,),
+    "filter": (FILTER_REPORT, FILTER_CONFIG),
+    "score": (SCORE_REPORT,),
+    "select": (SELECT_REPORT,),
+    "train": (TRAIN_CONFIG, TRAIN_METRICS),
+    "eval": (EVAL_RESULTS,),
+    "compare": (COMPARE_RESULTS,),
+}
+
+
 def stem(path: str | os.PathLike[str]) -> str:
     """``curated.jsonl.gz`` -> ``curated``; ``mix.json`` -> ``mix``; ``notes.txt`` -> ``notes.txt``."""
     return file_stem(path)
