@@ -301,6 +301,7 @@ def find_run_files(folder: str | os.PathLike[str], curated: str | os.PathLike[st
 
     kept = Path(curated) if curated else _default_curated(folder)
     paths = names.filter_paths(kept)
+    check_output_set(kept, files.problems)
     files.curated = present(kept)
     files.rejected = present(paths.rejected)
     files.filter_report = _typed(paths.report, FilterReport, files.problems)
@@ -321,6 +322,16 @@ def find_run_files(folder: str | os.PathLike[str], curated: str | os.PathLike[st
     return files
 
 
+def check_output_set(primary: Path, problems: list[str]) -> None:
+    """Read a stage's files only as one run's set: finish a commit a killed run left half done,
+    refuse a mix of runs (CurateError), note files edited after their run (curate.runs.commit)."""
+    from curate.runs.commit import journal_members, read_set
+
+    status = read_set(journal_members(primary))
+    if status.state == "modified":
+        problems.append(f"{primary.parent}: {status.describe()}")
+
+
 def _default_curated(folder: Path) -> Path:
     """curated.jsonl, or STEM.jsonl when the folder holds exactly one STEM.filter_report.json."""
     if (folder / CURATED).is_file() or (folder / FILTER_REPORT).is_file():
@@ -334,6 +345,7 @@ def _find_train_runs(folder: Path) -> list[TrainRun]:
     for metrics in sorted({*folder.glob(names.TRAIN_METRICS), *folder.glob(f"*/{names.TRAIN_METRICS}"),
                            *folder.glob(f"runs/*/{names.TRAIN_METRICS}")}):
         problems: list[str] = []
+        check_output_set(metrics.parent / names.TRAIN_CONFIG, problems)
         doc = read_doc(metrics, problems)
         config = read_doc(metrics.parent / names.TRAIN_CONFIG, problems)
         if doc is not None:

@@ -209,3 +209,26 @@ def test_filter_second_run_refused_and_stale_lock_taken_over(tmp_path: Path) -> 
     assert again.returncode == 0, again.stderr
     assert f"took over a stale lock on {out}: pid {holder.pid}" in again.stderr
     assert _filter_state(tmp_path) == ("in", 5, 0)
+
+
+def test_readers_finish_an_interrupted_commit_and_refuse_a_mixed_set(tmp_path: Path) -> None:
+    old, new = tmp_path / "old.jsonl", tmp_path / "new.jsonl"
+    write_jsonl(old, records(6, "old", dup=2))
+    write_jsonl(new, records(9, "new", dup=3))
+    out = tmp_path / "o"
+    curated = str(out / "curated.jsonl")
+    assert curate("filter", str(old), "--out", curated, "--preset", "none").returncode == 0
+    old_rejected = (out / "rejected.jsonl").read_bytes()
+    # killed after the journal (the commit point) and one rename: the report finishes the commit, reads the new set
+    assert curate("filter", str(new), "--out", curated, "--preset", "none", kill_at=3).returncode == -9
+    shown = curate("report", str(out), "--out", str(tmp_path / "r.html"))
+    assert shown.returncode == 0, shown.stderr
+    assert _filter_state(out) == ("new", 9, 3)
+    # an old member put back beside a newer set (by hand, or by a tool that ignores the journal)
+    (out / "rejected.jsonl").write_bytes(old_rejected)
+    for args in (["report", str(out), "--out", str(tmp_path / "r2.html")],
+                 ["export", curated, "--out", str(tmp_path / "ds")]):
+        refused = curate(*args)
+        assert refused.returncode == 2, refused.stderr
+        assert "incomplete set: rejected.jsonl is from run " in refused.stderr
+        assert refused.stderr.count("\n") == 1
