@@ -131,13 +131,22 @@ def read_only_dir(tmp_path: Path):
     ro.chmod(0o755)
 
 
-@pytest.mark.parametrize("stage", ["export", "import", "filter"])
+@pytest.mark.parametrize("stage", ["export", "import", "convert", "filter", "generate", "train"])
 def test_unwritable_output_is_one_line_exit_2(tmp_path: Path, read_only_dir: Path, stage: str) -> None:
+    import time
+
     src = tmp_path / "in.jsonl"
     write_jsonl(src, records(4, "x"))
     ro = read_only_dir
-    out = {"export": ro / "ds", "import": ro / "r.jsonl", "filter": ro / "curated.jsonl"}[stage]
-    done = curate(stage, str(src), "--out", str(out))
+    args = {"export": [str(src), "--out", str(ro / "ds")],
+            "import": [str(src), "--out", str(ro / "r.jsonl")],
+            "convert": [str(src), "--to", "alpaca", "--out", str(ro / "a.jsonl")],
+            "filter": [str(src), "--out", str(ro / "curated.jsonl")],
+            "generate": ["--out", str(ro / "generated.jsonl"), "--base-url", "http://127.0.0.1:9/v1", "--teacher", "m"],
+            "train": [str(src), "--out", str(ro / "run")]}[stage]
+    started = time.monotonic()
+    done = curate(stage, *args)
+    assert time.monotonic() - started < 60  # checked before any loading (train took 81 s to fail before)
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
     assert "not writable" in done.stderr and "Traceback" not in done.stderr
@@ -232,3 +241,70 @@ def test_readers_finish_an_interrupted_commit_and_refuse_a_mixed_set(tmp_path: P
         assert refused.returncode == 2, refused.stderr
         assert "incomplete set: rejected.jsonl is from run " in refused.stderr
         assert refused.stderr.count("\n") == 1
+
+
+# ---------------------------------------------------------------- generate
+
+
+def test_two_generate_runs_into_one_folder(tmp_path: Path) -> None:
+    """The first run waits on a teacher that does not answer yet; the second is refused naming it."""
+    import json
+    import signal
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    release, got_request = threading.Event(), threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            self._send(200, {"object": "list", "data": [{"id": "m", "object": "model"}]})
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            got_request.set()
+            release.wait(60)
+            self._send(500, {"error": {"message": "down for the test", "type": "x", "code": None}})
+
+        def _send(self, code, payload):
+            data = json.dumps(payload).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    out = tmp_path / "gen" / "generated.jsonl"
+    args = [sys.executable, "-m", "curate", "generate", "--base-url", url, "--teacher", "m", "-n", "4",
+            "--max-retries", "0", "--out", str(out)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OPENAI_API_KEY": "sk-test-0000000000000000"}
+    first = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert got_request.wait(60), "the first run never reached the teacher"
+        started = time.monotonic()
+        second = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2, second.stderr
+        assert f"is in use by pid {first.pid} on " in second.stderr and "(curate generate)" in second.stderr
+        assert time.monotonic() - started < 30
+        os.kill(first.pid, signal.SIGKILL)  # the holder dies without releasing its lock
+        first.wait()
+        release.set()
+        third = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+        assert "took over a stale lock" in third.stderr and f"pid {first.pid}" in third.stderr
+        assert "Traceback" not in third.stderr
+        ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
+        assert len(ids) == len(set(ids))  # never two writers: no duplicated rows
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+        release.set()
+        httpd.shutdown()
+        httpd.server_close()
