@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from curate.cli import cli
 from curate.records import make_record
+from curate.runs.evidence import CompareResults, find_run_files
 from sft.compare import run_compare
 from sft.comparison.plan import CompareConfig, cell_steps, descriptors, ordering, stratified_slice
 
@@ -85,6 +86,9 @@ def test_compare_end_to_end_and_resume(tiny_model_dir, pool_file, tmp_path):
     assert results["conclusion"] in report and "| quality | 4 |" in report
     with (out / "results.csv").open() as handle:
         assert len(list(csv.DictReader(handle))) == 5
+    files = find_run_files(tmp_path)  # what `curate report` shows
+    assert [run.folder for run in files.compare] == [out]
+    assert CompareResults.read(out / "results.json").conclusion == results["conclusion"]
 
     # resume: finished cells are skipped; a cell killed mid-flight (folder without cell.json) is redone
     killed = out / "cells" / "random-n8-s1"

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from curate.cli import cli
 from curate.records import make_record
+from curate.runs.evidence import EvalResults, find_run_files
 from generators.engines.fake import FakeEngine
 from sft.eval import EvalConfig, evaluate, table
 from sft.train import train
@@ -68,6 +69,8 @@ def test_eval_run_vs_base_with_judge(trained_run, eval_file, tmp_path):
         assert (out / name).exists(), name
     assert len((out / "answers.jsonl").read_text().splitlines()) == 10
     assert "NLL/token" in table(result) and "judged run vs base" in table(result)
+    assert EvalResults.read(out / "eval.json").eval_set["sha256"] == result["eval_set"]["sha256"]
+    assert [run.folder for run in find_run_files(tmp_path).compare] == [out]  # the report's compare section
 
     # a rerun with another judge reuses the cached answers (same text), and only judges again
     answers = (out / "answers.jsonl").read_text()
