@@ -386,15 +386,14 @@ def _columns_section(scan: ScanResult) -> str:
     if plan.score_kinds:
         kinds = ", ".join(f"{n}: {t}" for n, t in plan.score_types.items())
         rows.append(["scores", f"struct ({kinds})", _COLUMN_HELP["scores"]])
-    for key, kind in plan.promoted.items():
-        rows.append([f"meta_{key}", kind, f"copy of `meta[\"{key}\"]`, typed for filtering (null where absent)"])
     rows.append(["meta", "string (JSON)", _COLUMN_HELP["meta"]])
-    return ("## Columns\n\n" + _table(["column", "type", "what it holds"], rows) +
-            "\n\n`meta` differs between sources (seed tasks carry instance lists, generated rows token counts), "
-            "so it is stored whole as JSON (a plain string column, which every Parquet reader and every "
-            "`datasets` version loads; with `datasets` 5 or later, `ds.cast_column(\"meta\", datasets.Json())` "
-            "decodes it to dicts); top-level meta fields holding one scalar type in every row (short strings, "
-            "numbers, booleans) are also copied to typed `meta_*` columns.")
+    text = "## Columns\n\n" + _table(["column", "type", "what it holds"], rows)
+    if plan.promoted:
+        text += ("\n\nTyped copies of the scalar meta fields, for filtering (null where a row lacks the field): "
+                 + ", ".join(f"`meta_{key}` ({kind})" for key, kind in plan.promoted.items()) + ".")
+    return text + ("\n\n`meta` differs between sources, so it is stored whole as a JSON string (every Parquet "
+                   "reader loads it; `json.loads` it, or `ds.cast_column(\"meta\", datasets.Json())` with "
+                   "`datasets` 5 or later).")
 
 
 def _stats_section(scan: ScanResult) -> str:
