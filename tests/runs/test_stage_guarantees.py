@@ -308,3 +308,36 @@ def test_two_generate_runs_into_one_folder(tmp_path: Path) -> None:
         release.set()
         httpd.shutdown()
         httpd.server_close()
+
+
+# ---------------------------------------------------------------- select
+
+
+@pytest.mark.slow
+def test_select_kill_at_every_commit_step(tmp_path: Path) -> None:
+    import json
+
+    from curate.runs.commit import journal_members, read_set
+
+    src = tmp_path / "scored.jsonl"
+    write_jsonl(src, records(10, "in"))
+    chosen = tmp_path / "o" / "chosen.jsonl"
+
+    def state() -> tuple[int, int]:
+        read_set(journal_members(chosen))  # what every reader does first
+        kept = len(chosen.read_text().splitlines())
+        dropped = len(chosen.with_name("unselected.jsonl").read_text().splitlines())
+        report = json.loads(chosen.with_name("select_report.json").read_text())
+        assert (report["in"], report["chosen"], report["unselected"]) == (10, kept, dropped)  # report agrees
+        return kept, dropped
+
+    for k in range(1, 30):
+        assert curate("select", str(src), "--out", str(chosen), "--random", "3").returncode == 0
+        done = curate("select", str(src), "--out", str(chosen), "--random", "6", "--seed", "1", kill_at=k)
+        assert state() in ((3, 7), (6, 4)), f"kill at {k}: {state()}"
+        if done.returncode == 0:
+            break
+        assert done.returncode == -9, done.stderr
+    else:
+        pytest.fail("select never completed")
+    assert k >= 7 and state() == (6, 4)
