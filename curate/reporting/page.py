@@ -277,8 +277,16 @@ def funnel_figure(funnel: Funnel) -> tuple[str, int]:
     _label_bars(ax, bars, [f"{value:,}  ({share})" for value, share in zip(values, shares, strict=True)], top)
     ax.set_xlim(0, top * 1.22)
     ax.set_xlabel("rows remaining", fontsize=9, color="#3d4852")
+    _integer_x(ax)
     _style(ax)
     return _encode(fig)
+
+
+def _integer_x(ax: Any) -> None:
+    """Counts get whole-number ticks (a 9-row funnel must not show 2.5 rows)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _label_bars(ax: Any, bars: Any, labels: list[str], top: float) -> None:
@@ -300,6 +308,7 @@ def reasons_figure(reasons: list[ReasonBlock], stage_order: list[str]) -> tuple[
     _label_bars(ax, bars, [f"{block.count:,}" for block in shown], top)
     ax.set_xlim(0, top * 1.15)
     ax.set_xlabel("rows rejected", fontsize=9, color="#3d4852")
+    _integer_x(ax)
     _style(ax)
     return _encode(fig)
 
