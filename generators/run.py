@@ -442,8 +442,8 @@ class _Progress:
         self.config, self.totals, self.engine = config, totals, engine
         self._start = time.monotonic()
         self._tokens0 = totals.tokens_out
-        self._progress = Progress(TextColumn("generate"), BarColumn(), MofNCompleteColumn(), Stats(),
-                                  TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), transient=False)
+        self._progress = Progress(BarColumn(bar_width=20), MofNCompleteColumn(), Stats(), TimeElapsedColumn(),
+                                  TextColumn("eta"), TimeRemainingColumn(), transient=False)
         self._task = self._progress.add_task("generate", total=config.num_instructions, completed=done)
         self._progress.start()
 
@@ -451,8 +451,8 @@ class _Progress:
         totals = self.totals
         elapsed = max(time.monotonic() - self._start, 1e-9)
         rate = (totals.tokens_out - self._tokens0) / elapsed
-        parts = [f"rows {totals.rows}", f"rejected {sum(totals.rejected.values())}", f"errors {totals.errors}",
-                 f"{rate:,.0f} generated tok/s"]
+        parts = [f"rows {totals.rows}", f"rej {sum(totals.rejected.values())}", f"err {totals.errors}",
+                 f"{rate:,.0f} gen tok/s"]
         in_flight = getattr(self.engine, "in_flight", None)
         if in_flight is not None:
             parts.append(f"{in_flight} in flight")

@@ -255,5 +255,5 @@ def test_progress_shows_generated_tokens_per_second_in_flight_and_spend(seeds_fi
     finally:
         bar.close()
     assert "rows 2" in stats and "3 in flight" in stats and "$10.0012 spent" in stats
-    rate = float(stats.split(" generated tok/s")[0].rsplit("· ", 1)[1].replace(",", ""))
+    rate = float(stats.split(" gen tok/s")[0].rsplit("· ", 1)[1].replace(",", ""))
     assert 45 <= rate <= 50  # 500 generated tokens in ~10 s: the 9M prompt tokens are not counted
