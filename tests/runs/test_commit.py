@@ -137,3 +137,39 @@ def test_kill_at_every_folder_commit_step(tmp_path: Path, mode: str) -> None:
     assert _tags(target, names) == {"B"}
     _run(WRITE_FOLDER, [str(target), "C", mode])
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+WRITE_FILES = textwrap.dedent("""
+    import sys, tempfile
+    from pathlib import Path
+    from curate.runs.commit import commit_files
+    folder, tag = Path(sys.argv[1]), sys.argv[2]
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder, prefix=".final."))
+    for name in ("config.yaml", "metrics.json", "adapter_model.safetensors", "tokenizer.json"):
+        (staging / name).write_text(f"{tag} {name}")
+    (staging / "merged").mkdir()
+    (staging / "merged" / "model.safetensors").write_text(f"{tag} merged")
+    commit_files(staging, folder, "test", primary="config.yaml")
+""")
+
+
+@pytest.mark.slow
+def test_commit_files_kill_at_every_step(tmp_path: Path) -> None:
+    from curate.runs.commit import journal_members
+
+    run = tmp_path / "run"
+    names = ("config.yaml", "metrics.json", "adapter_model.safetensors", "tokenizer.json")
+    for k in range(1, 40):
+        assert _run(WRITE_FILES, [str(run), "A"]) == 0
+        rc = _run(WRITE_FILES, [str(run), "B"], kill_at=k)
+        members = journal_members(run / "config.yaml")
+        assert read_set(members).state == "complete"
+        assert sorted(m.name for m in members) == sorted(names)
+        assert len(_tags(run, names)) == 1, f"kill at {k}: {_tags(run, names)}"
+        if rc == 0:
+            break
+        assert rc == -9
+    else:
+        pytest.fail("never completed")
+    assert _tags(run, names) == {"B"} and (run / "merged" / "model.safetensors").read_text() == "B merged"

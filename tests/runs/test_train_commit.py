@@ -1,0 +1,62 @@
+"""`curate train` killed inside its final commit: a reader finds one run's config, metrics, curve,
+adapter and tokenizer (every step of the same commit is covered cheaply by test_commit's
+commit_files test; here the real stage is killed at the commit point and in the middle of its renames)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from curate.runs.commit import KILL_ENV, journal_members, read_set
+
+_SFT_CONFTEST = Path(__file__).parents[1] / "sft" / "conftest.py"
+
+
+def _sft_helpers():
+    spec = importlib.util.spec_from_file_location("sft_test_helpers", _SFT_CONFTEST)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> tuple[Path, Path]:
+    helpers = _sft_helpers()
+    root = tmp_path_factory.mktemp("tiny")
+    model = helpers.build_model_dir(root / "model", helpers.build_tokenizer())
+    data = root / "curated.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in helpers.make_records(24)))
+    return model, data
+
+
+def _train(model: Path, data: Path, out: Path, steps: int, kill_at: int | None = None) -> int:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop(KILL_ENV, None)
+    if kill_at is not None:
+        env[KILL_ENV] = str(kill_at)
+    args = [sys.executable, "-m", "curate", "train", str(data), "--out", str(out), "--model", str(model),
+            "--max-steps", str(steps), "--max-length", "96", "--eval-split", "0", "--set", "quantization=none",
+            "--set", "sft.per_device_train_batch_size=4", "--set", "sft.save_steps=100"]
+    return subprocess.run(args, env=env, capture_output=True, timeout=600).returncode
+
+
+@pytest.mark.slow
+def test_train_killed_in_its_commit_leaves_one_runs_files(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    model, data = tiny
+    out = tmp_path / "run"
+    # step 4: staged (1), journal (2), two members renamed (3, 4), the rest still staged
+    assert _train(model, data, out, steps=2, kill_at=4) == -9
+    members = journal_members(out / "config.yaml")
+    assert read_set(members).state == "complete"  # the reader finished the killed commit
+    names = {m.name for m in members}
+    assert {"config.yaml", "metrics.json", "loss_curve.png", "adapter_model.safetensors",
+            "adapter_config.json"} <= names
+    assert all(m.is_file() for m in members)
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 2
+    assert not list(out.glob(".*.staged"))
