@@ -182,10 +182,11 @@ def _run(config: GenerateConfig, seeds_path: str | Path, paths: Paths, engine: E
     manifest = _manifest_writer(paths, config, engine, seeds_path, seed_hash, len(seeds), algo, run_id, previous,
                                 len(existing))
     session = Session()
-    bar = _Progress(config, algo.accepted_count, totals, engine, enabled=progress)
+    tally = _KindTally(engine)
+    bar = _Progress(config, algo.accepted_count, totals, tally, enabled=progress)
     status = "failed"
     try:
-        status = _batches(config, algo, engine, paths, totals, session, {r["id"] for r in existing}, bar, manifest)
+        status = _batches(config, algo, tally, paths, totals, session, {r["id"] for r in existing}, bar, manifest)
     except TeacherUnavailable as err:
         session.error = redact_text(str(err))
         session.error_kinds[err.kind] += 1
@@ -199,11 +200,10 @@ def _run(config: GenerateConfig, seeds_path: str | Path, paths: Paths, engine: E
     return Summary(status, totals, paths, len(existing), config, session)
 
 
-def _batches(config: GenerateConfig, algo: SelfInstruct, engine: Engine, paths: Paths, totals: Totals,
+def _batches(config: GenerateConfig, algo: SelfInstruct, tally: _KindTally, paths: Paths, totals: Totals,
              session: Session, ids: set[str], bar: _Progress, manifest) -> str:
     """Batches until the target, the budget, a stall or a dead teacher; returns the status."""
     batch, stalled = totals.batches, 0
-    tally = _KindTally(engine)
     with AppendLog(paths.rejected) as rejected_log, AppendLog(paths.errors) as errors_log, \
             AppendLog(paths.batches) as ledger, AppendLog(paths.out) as out_log:
         while algo.accepted_count < config.num_instructions:
@@ -241,12 +241,22 @@ class _KindTally:
     def __init__(self, engine: Engine):
         self.engine = engine
         self.kinds: dict[str, str] = {}
+        self._pending = 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.engine, name)
 
+    @property
+    def in_flight(self) -> int:
+        """The engine's own count (HTTP requests awaiting an answer), else requests handed to it and not back."""
+        return int(getattr(self.engine, "in_flight", self._pending))
+
     def generate(self, requests: list[Any]) -> list[Any]:
-        results = self.engine.generate(requests)
+        self._pending = len(requests)
+        try:
+            results = self.engine.generate(requests)
+        finally:
+            self._pending = 0
         self.kinds.update((r.request.id, r.error_kind or "engine") for r in results if not r.ok)
         return results
 

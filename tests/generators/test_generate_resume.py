@@ -257,3 +257,15 @@ def test_progress_shows_generated_tokens_per_second_in_flight_and_spend(seeds_fi
     assert "rows 2" in stats and "3 in flight" in stats and "$10.0012 spent" in stats
     rate = float(stats.split(" gen tok/s")[0].rsplit("· ", 1)[1].replace(",", ""))
     assert 45 <= rate <= 50  # 500 generated tokens in ~10 s: the 9M prompt tokens are not counted
+
+
+def test_requests_in_flight_for_an_engine_without_its_own_counter():
+    from generators.engines.base import Request
+    from generators.run import _KindTally
+
+    seen = []
+    tally = _KindTally(FakeEngine(default=lambda request: seen.append(tally.in_flight) or "reply"))
+    tally.engine.enqueue_error("HTTP 500")
+    results = tally.generate([Request(prompt="p", max_tokens=5, id=f"r{i}") for i in range(3)])
+    assert seen == [3, 3] and tally.in_flight == 0  # the batch handed over, then none
+    assert tally.kinds == {"r0": "engine"} and [r.ok for r in results] == [False, True, True]
