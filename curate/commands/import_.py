@@ -33,8 +33,9 @@ def command(sources: tuple[str, ...], out: str, format_name: str, weights: str |
     """
     from curate.errors import CurateError
     from curate.records.convert import import_file, mix_sources, parse_weights
+    from curate.records.jsonl import write_json
     from curate.runs.lock import guard_output
-    from curate.runs.names import quarantine_path
+    from curate.runs.names import import_report_path, quarantine_path
 
     click.get_current_context().with_resource(guard_output(out, "curate import"))  # writable, one run per --out
     if len(sources) == 1:
@@ -49,6 +50,7 @@ def command(sources: tuple[str, ...], out: str, format_name: str, weights: str |
             if value is not None:
                 raise CurateError(f"{flag} applies to a single source, not a mixture")
         summary = mix_sources(list(sources), out, parse_weights(weights, len(sources)), size, seed, format_name)
+    write_json(import_report_path(out), summary.report(out))  # the import's evidence, read by the dataset card
     click.echo(summary.notice, err=True)
     line = f"imported {summary.records} records from {summary.source} into {out}"
     if summary.per_source:

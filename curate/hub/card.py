@@ -439,9 +439,9 @@ def _licence_section(facts: CardFacts, metadata: Mapping[str, Any]) -> str:
             "outputs can be used."))
         lines.append(f"- Seed file `{facts.seeds or 'not recorded'}`: "
                      + (f"`{facts.seeds_license}`." if facts.seeds_license else "licence not recorded."))
-    imported = [s for s in facts.sources if not facts.generated or s not in ("self-instruct", "alpaca")]
-    if imported:
-        lines.append(f"- Rows from {', '.join(f'`{s}`' for s in imported[:5])} keep their original licences.")
+    for source, licence in list(facts.source_licenses.items())[:8]:
+        lines.append(f"- Rows from `{source}`: " + (f"`{licence}`, as its own card declares." if licence else
+                     "licence not recorded (the source's card said nothing); they keep their original licence."))
     return "## Licence\n\n" + "\n".join(lines)
 
 

@@ -6,8 +6,9 @@
   formats they had (``meta.format``);
 - machine-generated only when ``curate generate`` made them (its manifest was found);
 - the licence: known when every part of the data has a known and agreeing licence (the teacher's
-  terms and the seed file's for generated rows, ``--license`` for anything else); ``other`` with
-  the reason otherwise.
+  terms and the seed file's for generated rows; for imported rows what their own card or dataset
+  info declared, as ``curate import`` recorded it in ``STEM.import.json``); ``--license`` overrides;
+  ``other`` with the reason otherwise.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class CardFacts:
     teacher_note: str | None
     seeds: str | None  # the seed file's name, never its path
     seeds_license: str | None
+    source_licenses: dict[str, str | None]  # imported source -> what its card or dataset info declared
     license: str
     license_reason: str
 
@@ -102,18 +104,38 @@ def gather(files: RunFiles, stats: RecordStats, explicit_license: str | None = N
     sources = dict(stats.sources.most_common())
     formats = dict(stats.formats.most_common())
     imported = [s for s in sources if not generated or s not in ("self-instruct", "alpaca")]
+    declared: dict[str, str | None] = {}
+    for report in files.imports:
+        declared.update(report.licenses())
+    source_licenses = {s: declared.get(s) for s in imported}
+    parts = {s: lic.lower() for s, lic in source_licenses.items() if lic}
+    generated_part = t_licence if generated and t_licence and s_licence and t_licence == s_licence.lower() else None
     if explicit_license:
         licence, reason = explicit_license, "given with --license"
-    elif generated and not imported and t_licence and s_licence and t_licence == s_licence.lower():
-        licence, reason = t_licence, f"the teacher ({teacher}) and the seed file ({seeds}) are both {t_licence}"
+    elif (not generated or generated_part) and len(parts) == len(imported) and len(
+            set(parts.values()) | ({generated_part} if generated else set())) == 1:
+        licence = next(iter(set(parts.values()) | ({generated_part} if generated else set())))
+        reason = _known_reason(parts, generated, teacher, seeds, licence)
     else:
-        licence, reason = "other", _unknown_reason(generated, teacher, t_licence, s_licence, imported)
+        licence = "other"
+        reason = _unknown_reason(generated, teacher, t_licence, s_licence, [s for s in imported if s not in parts],
+                                 parts)
     return CardFacts(stages_that_ran(files, stats), sources, formats, generated, teacher, t_licence, t_note, seeds,
-                     s_licence, licence, reason)
+                     s_licence, source_licenses, licence, reason)
+
+
+def _known_reason(parts: dict[str, str], generated: bool, teacher: str | None, seeds: str | None,
+                  licence: str) -> str:
+    said = []
+    if generated:
+        said.append(f"the teacher ({teacher}) and the seed file ({seeds}) are both {licence}")
+    if parts:
+        said.append(f"the card of {', '.join(parts)} declares {licence}")
+    return "; ".join(said)
 
 
 def _unknown_reason(generated: bool, teacher: str | None, t_licence: str | None, s_licence: str | None,
-                    imported: list[str]) -> str:
+                    imported: list[str], declared: dict[str, str] | None = None) -> str:
     reasons = []
     if generated and not t_licence:
         reasons.append(f"the teacher's terms ({teacher or 'not recorded'}) are not a known open licence")
@@ -123,6 +145,9 @@ def _unknown_reason(generated: bool, teacher: str | None, t_licence: str | None,
         reasons.append(f"the teacher ({t_licence}) and the seeds ({s_licence}) differ")
     if imported:
         reasons.append(f"the licence of the imported source(s) ({', '.join(imported[:5])}) is not recorded")
+    if declared and len(set(declared.values())) > 1:
+        reasons.append("the sources declare different licences ("
+                       + ", ".join(f"{s}: {lic}" for s, lic in declared.items()) + ")")
     if not reasons:
         reasons.append("no stage file records a licence")
     return "; ".join(reasons) + " (pass --license when you know it)"

@@ -34,6 +34,12 @@ class ImportSummary:
     quarantine: str | None
     notice: str = ""
     per_source: dict[str, int] | None = None
+    sources: list[dict[str, Any]] | None = None  # per source: name, container, format, rows, licence
+
+    def report(self, out: str | os.PathLike[str]) -> dict[str, Any]:
+        """The import's evidence: what came in from where, in which format, under which licence."""
+        return {"stage": "import", "output": Path(out).name, "rows": self.records, "invalid": self.invalid,
+                "sources": self.sources or []}
 
 
 def refuse_overwrite(inputs: list[str | os.PathLike[str]], out: str | os.PathLike[str]) -> None:
@@ -69,7 +75,7 @@ def import_file(
             quarantine.close()
     invalid = quarantine.count if quarantine else 0
     return ImportSummary(str(source), stream.format, stream.detected, count, invalid,
-                         str(quarantine_path) if invalid else None, stream.notice())
+                         str(quarantine_path) if invalid else None, stream.notice(), sources=[stream.evidence()])
 
 
 def _write_records(out: str | os.PathLike[str], records: Iterable[dict[str, Any]], source: str) -> int:
@@ -123,7 +129,10 @@ def mix_sources(
     per_source = {stream.name: len(rows) for stream, rows in zip(streams, chosen, strict=True)}
     count = _write_records(out, (r for rows in chosen for r in rows), ", ".join(map(str, sources)))
     notice = "; ".join(stream.notice() for stream in streams)
-    return ImportSummary(", ".join(map(str, sources)), "mix", True, count, 0, None, notice, per_source)
+    evidence = [{**stream.evidence(), "rows": len(rows), "rows_read": len(pool), "weight": weight}
+                for stream, rows, pool, weight in zip(streams, chosen, pools, weights or [None] * len(streams),
+                                                      strict=True)]
+    return ImportSummary(", ".join(map(str, sources)), "mix", True, count, 0, None, notice, per_source, evidence)
 
 
 def _weighted(pools: list[list[dict[str, Any]]], weights: list[float], size: int | None,

@@ -67,6 +67,7 @@ class Container:
     files: list[Path] = field(default_factory=list)
     split: str | None = None
     config: str | None = None
+    license: str | None = None  # what the source's own card or dataset info says, when it says
 
 
 # -- resolving what the user named -------------------------------------------------------------
@@ -111,9 +112,28 @@ def _resolve_folder(text: str, path: Path, split: str | None) -> Container:
             continue
         shards = _shard_files(data, split)
         if shards:
-            return Container(text, "shards", path.name, shards, split)
+            return Container(text, "shards", path.name, shards, split, license=card_license(path / "README.md"))
     raise InputError(text, None, None, "is a folder with no records in it (expected data/*.parquet, *.parquet, "
                      "*.jsonl, or an Arrow folder from Dataset.save_to_disk)")
+
+
+def card_license(card: Path) -> str | None:
+    """The ``license:`` of a dataset card's YAML front matter (a hub-style folder's README.md), if any."""
+    if not card.is_file():
+        return None
+    import yaml
+
+    text = card.read_text(encoding="utf-8", errors="replace")
+    if not text.startswith("---"):
+        return None
+    try:
+        front = yaml.safe_load(text.split("---", 2)[1])
+    except (yaml.YAMLError, IndexError):
+        return None
+    value = front.get("license") if isinstance(front, dict) else None
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    return value if isinstance(value, str) and value.strip() else None
 
 
 def _shard_files(folder: Path, split: str | None) -> list[Path]:
@@ -204,11 +224,13 @@ def _arrow_rows(container: Container) -> Iterator[tuple[Position, Any]]:
     if isinstance(loaded, datasets.DatasetDict):
         split = _pick_split(list(loaded), container.split, container.spec)
         loaded, where = loaded[split], f"{container.spec}@{split}"
+    container.license = loaded.info.license or None
     yield from _table_rows(where, loaded.with_format("arrow").iter(batch_size=BATCH_ROWS))
 
 
 def _hub_rows(container: Container) -> Iterator[tuple[Position, Any]]:
     dataset = load_hub_dataset(container.name, container.config, container.split)
+    container.license = dataset.info.license or None
     where = f"{container.spec}" if container.split else f"{container.name}@{dataset.split}"
     yield from _table_rows(where, dataset.with_format("arrow").iter(batch_size=BATCH_ROWS))
 
@@ -306,6 +328,15 @@ class RecordStream:
     @property
     def name(self) -> str:
         return self.source_name or self.container.name
+
+    def evidence(self) -> dict[str, Any]:
+        """What `curate import` records about this source (written beside its output as STEM.import.json).
+
+        Only names, never local paths: the file may travel into a published dataset's provenance/.
+        """
+        spec = self.container.spec if self.container.kind == "hub" else Path(self.container.spec).name
+        return {"name": self.name, "source": spec, "container": self.container.kind, "format": self.format,
+                "format_detected": self.detected, "rows": self.count, "license": self.container.license}
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for _, record in self.rows():

@@ -173,6 +173,24 @@ class FilterSettings:
 
 
 @dataclass
+class ImportReport:
+    """``STEM.import.json`` of ``curate import``: per source its name, container, format, rows and licence."""
+
+    doc: StageDoc
+    output: str | None
+    sources: list[dict[str, Any]]
+
+    @classmethod
+    def from_doc(cls, doc: StageDoc) -> ImportReport:
+        v = doc.value
+        return cls(doc, v.get("output"), [dict(s) for s in v.get("sources") or [] if isinstance(s, Mapping)])
+
+    def licenses(self) -> dict[str, str | None]:
+        """source name -> the licence its own card or dataset info declared (None when it declared none)."""
+        return {str(s.get("name")): (str(s["license"]) if s.get("license") else None) for s in self.sources}
+
+
+@dataclass
 class TrainRun:
     """A ``curate train`` folder: ``config.yaml`` (resolved recipe + ``run``) and ``metrics.json``."""
 
@@ -272,12 +290,13 @@ class RunFiles:
     filter_report: FilterReport | None = None
     filter_config: FilterSettings | None = None
     extra_docs: list[StageDoc] = field(default_factory=list)
+    imports: list[ImportReport] = field(default_factory=list)
     train: list[TrainRun] = field(default_factory=list)
     compare: list[CompareRun] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     def evidence(self) -> list[StageDoc]:
-        docs = [d.doc for d in (self.manifest, self.filter_config, self.filter_report) if d is not None]
+        docs = [d.doc for d in (*self.imports, self.manifest, self.filter_config, self.filter_report) if d is not None]
         return docs + self.extra_docs
 
     @property
@@ -317,6 +336,8 @@ def find_run_files(folder: str | os.PathLike[str], curated: str | os.PathLike[st
     files.manifest = _typed(gen.manifest, Manifest, files.problems)
     files.errors = present(gen.errors)
     files.rejected_candidates = present(gen.rejected)
+    files.imports = [r for path in sorted(folder.glob(f"*.{names.IMPORT_REPORT}"))
+                     if (r := _typed(path, ImportReport, files.problems)) is not None]
     files.train = _find_train_runs(folder)
     files.compare = _find_compare_runs(folder)
     return files

@@ -33,6 +33,7 @@ FILTER_REPORT = "filter_report.json"
 FILTER_CONFIG = "filter_config.yaml"
 # import / filter --skip-invalid
 INVALID = "invalid.jsonl"
+IMPORT_REPORT = "import.json"  # STEM.import.json beside `curate import --out STEM.jsonl`
 # train (inside runs/NAME/)
 TRAIN_CONFIG = "config.yaml"
 TRAIN_METRICS = "metrics.json"
@@ -46,6 +47,7 @@ COMPARE_RESULTS = "results.json"
 # The evidence each stage leaves beside its output: one place that says which file proves what ran.
 # (Historical names differ per stage; they stay, since users' folders and scripts use them.)
 EVIDENCE = {
+    "import": (IMPORT_REPORT,),
     "generate": (MANIFEST,),
     "filter": (FILTER_REPORT, FILTER_CONFIG),
     "score": (SCORE_REPORT,),
@@ -74,6 +76,11 @@ def prefix_of(evidence: str | os.PathLike[str], name: str) -> str | None:
     if file == name:
         return ""
     return file.removesuffix(name) if file.endswith("." + name) else None
+
+
+def import_report_path(out: str | os.PathLike[str]) -> Path:
+    """Where `curate import --out OUT` records its sources (``records.jsonl`` -> ``records.import.json``)."""
+    return sibling(out, IMPORT_REPORT)
 
 
 def quarantine_path(out: str | os.PathLike[str]) -> Path:

@@ -106,3 +106,41 @@ def test_export_reads_a_parquet_file_directly(tmp_path: Path) -> None:
     assert "Parquet; format: alpaca (detected)" in result.output
     text = (tmp_path / "ds" / "README.md").read_text()
     assert "| people | 12 |" in text and "alpaca 12" in text and str(tmp_path) not in text
+
+
+def _hub_folder(path: Path, rows: list[dict], licence: str) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (path / "data").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows), path / "data" / "train-00000-of-00001.parquet")
+    (path / "README.md").write_text(f"---\nlicense: {licence}\n---\n# a dataset\n")
+    return path
+
+
+def test_licence_comes_from_the_imported_sources_card(tmp_path: Path) -> None:
+    import datasets
+
+    folder = _hub_folder(tmp_path / "people", HUMAN, "mit")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["import", str(folder), "--out", str(tmp_path / "w" / "records.jsonl")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "w" / "records.import.json").read_text())
+    assert report["sources"][0]["license"] == "mit" and report["sources"][0]["source"] == "people"
+    card, everything = _export(tmp_path / "w" / "records.jsonl", tmp_path / "ds")
+    assert card.data.license == "mit" and "the card of people declares mit" in card.text
+    assert (tmp_path / "ds" / "provenance" / "records.import.json").is_file()
+    _check_common(card, everything, tmp_path)
+
+    # a save_to_disk folder carries its licence in the dataset info; mixed with an unlicensed file: other
+    info = datasets.DatasetInfo(license="mit")
+    datasets.Dataset.from_list(CHAT, info=info).save_to_disk(str(tmp_path / "chat_arrow"))
+    (tmp_path / "loose.json").write_text(json.dumps(HUMAN[:4]))
+    result = runner.invoke(cli, ["import", str(tmp_path / "chat_arrow"), str(tmp_path / "loose.json"),
+                                 "--out", str(tmp_path / "m" / "mix.jsonl")])
+    assert result.exit_code == 0, result.output
+    card, everything = _export(tmp_path / "m" / "mix.jsonl", tmp_path / "ds2")
+    assert card.data.license == "other"
+    assert "the licence of the imported source(s) (loose) is not recorded" in card.text
+    assert "Rows from `chat_arrow`: `mit`" in card.text
+    _check_common(card, everything, tmp_path)
