@@ -20,6 +20,7 @@ projection is an estimate, stated with its assumptions:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import random
@@ -27,7 +28,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from generators.config import GenerateConfig
+from generators.config import GenerateConfig, Sampling
 from generators.engines.base import Request
 from generators.seeds import load_seeds
 
@@ -80,17 +81,19 @@ def sample_requests(config: GenerateConfig, seeds_path: str | Path, completion_m
 
     seeds = load_seeds(seeds_path)
     algo = SelfInstruct(config, seeds, {"name": config.engine, "model": config.teacher}, completion_mode, "dry-run")
-    rng = random.Random(f"{config.seed}:0")
-    requests, _ = algo.build_requests(rng, 0)
+    requests, _ = algo.build_requests(random.Random(f"{config.seed}:0"), 0)
     kinds: dict[str, list[Request]] = {"instructions": requests}
     if config.preset == "alpaca":
         return kinds
     examples = [s.instruction.strip() for s in seeds[:5]]
+
+    def requests_for(template: str, sampling: Sampling) -> list[Request]:
+        return [Request(prompt=algo.templates[template].render(instruction=i), chat=not completion_mode,
+                        **dataclasses.asdict(sampling)) for i in examples]
+
     if config.classify:
-        kinds["classification"] = [algo._request(algo.templates["classification"].render(instruction=i),
-                                                 config.classification, rng, "dry-classify") for i in examples]
-    kinds["instances"] = [algo._request(algo.templates["instances_generation"].render(instruction=i),
-                                        config.instances, rng, "dry-instances") for i in examples]
+        kinds["classification"] = requests_for("classification", config.classification)
+    kinds["instances"] = requests_for("instances_generation", config.instances)
     return kinds
 
 

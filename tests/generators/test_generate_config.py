@@ -65,3 +65,12 @@ def test_api_key_is_masked_in_the_recorded_config():
     assert config.engine_options["api_key"] == "sk-live-abcdefghijklmnop"  # the engine still gets it
 
 
+
+
+def test_dry_run_projection_follows_the_documented_formula():
+    from generators.estimate import projected_requests
+
+    # self-instruct asks for items 9..15 (7 new) per request; alpaca for 20 - 3 = 17; half accepted
+    assert projected_requests(build_config(num_instructions=100)) == {
+        "instructions": 29, "classification": 100, "instances": 100}
+    assert projected_requests(build_config(preset="alpaca", num_instructions=100)) == {"instructions": 12}
