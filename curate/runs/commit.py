@@ -225,10 +225,13 @@ def _roll_forward(jpath: Path, journal: dict[str, Any]) -> None:
     for name, rec in journal["members"].items():
         staged = folder / rec["staged"]
         target = folder / name
-        if staged.exists():
+        try:
             os.replace(staged, target)
             crash_point(f"set:rename:{name}")
-        elif not _matches(target, rec):
+            continue
+        except FileNotFoundError:
+            pass  # renamed already: by the killed run, or by a concurrent roll-forward (both are safe)
+        if not _matches(target, rec):
             raise CurateError(f"{target}: the commit of run {journal['run_id']} was interrupted and its staged "
                               f"copy {staged.name} is gone; rerun the command that writes it")
     _fsync_dir(folder)
@@ -363,11 +366,15 @@ def recover_set(members: Sequence[str | os.PathLike[str]]) -> bool:
     return True
 
 
-def read_set(members: Sequence[str | os.PathLike[str]], wait_s: float = 10.0) -> SetStatus:
+def read_set(members: Sequence[str | os.PathLike[str]], wait_s: float = 2.0) -> SetStatus:
     """What every curate reader calls before reading a stage's files: verify, finish an interrupted
-    commit (under the output lock), and raise CurateError when the files are not one run's set.
+    commit, and raise CurateError when the files are not one run's set.
 
-    Files with no journal (hand-made, or older curate) are accepted as they are.
+    The commit is finished under the output lock when it is free. When a live run holds the lock
+    the reader first gives that run ``wait_s`` to finish its own commit (milliseconds normally),
+    then rolls forward itself: renames of a decided commit are idempotent, so racing a writer
+    (or a writer that is recovering the same journal) is safe. Files with no journal
+    (hand-made, or older curate) are accepted as they are.
     """
     from curate.runs.lock import acquire
 
@@ -380,16 +387,17 @@ def read_set(members: Sequence[str | os.PathLike[str]], wait_s: float = 10.0) ->
         try:
             held = acquire(paths[0], "curate (finishing an interrupted commit)", notice=lambda _: None)
         except CurateError:
-            if time.monotonic() > deadline:  # a live writer that never finishes its commit
-                break
-            time.sleep(0.05)  # a live writer is between its journal and its last rename: milliseconds
-            continue
+            if time.monotonic() < deadline:
+                time.sleep(0.05)  # a live writer between its journal and its last rename: milliseconds
+                continue
+            held = None  # a live run that has not recovered the killed commit yet: finish it ourselves
         try:
             recover_set(paths)
         except OSError as err:  # e.g. a read-only copy: say what is wrong instead of reading a mix
             raise CurateError(f"{paths[0]}: {status.describe()}; cannot finish it here ({err})") from None
         finally:
-            held.release()
+            if held is not None:
+                held.release()
     if status.state in ("incomplete", "committing"):
         raise CurateError(f"{paths[0].parent}: {status.describe()}; rerun the stage that wrote it")
     return status

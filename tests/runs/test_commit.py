@@ -173,3 +173,22 @@ def test_commit_files_kill_at_every_step(tmp_path: Path) -> None:
     else:
         pytest.fail("never completed")
     assert _tags(run, names) == {"B"} and (run / "merged" / "model.safetensors").read_text() == "B merged"
+
+
+def test_reader_finishes_a_killed_commit_while_a_new_run_holds_the_lock(tmp_path: Path) -> None:
+    import time
+
+    from curate.runs.lock import acquire
+
+    members = [tmp_path / n for n in NAMES]
+    assert _run(WRITE_SET, [str(tmp_path), "A", *NAMES]) == 0
+    assert _run(WRITE_SET, [str(tmp_path), "B", *NAMES], kill_at=3) == -9  # journal + one rename
+    assert verify_set(members).state == "committing"
+    held = acquire(members[0], "a new run, still filtering")  # the next run has the lock, not yet its commit
+    try:
+        started = time.monotonic()
+        assert read_set(members, wait_s=0.3).state == "complete"
+        assert time.monotonic() - started < 5
+    finally:
+        held.release()
+    assert _tags(tmp_path, NAMES) == {"B"}
