@@ -381,6 +381,14 @@ class RecordStream:
         return convert
 
 
+def _valid_record(row: Any, check_id: bool) -> bool:
+    try:
+        validate_record(row, check_id=check_id)
+    except RecordError:
+        return False
+    return True
+
+
 def open_records(source: str | os.PathLike[str], format_name: str = "auto", *,
                  quarantine: Quarantine | None = None, check_id: bool = True,
                  source_name: str | None = None) -> RecordStream:
@@ -399,6 +407,8 @@ def open_records(source: str | os.PathLike[str], format_name: str = "auto", *,
             kind = row_kind(row)
         except CurateError as err:
             raise position.error(None, str(err)) from None
+        if kind == RECORDS and not _valid_record(row, check_id):
+            kind = "messages"  # shaped like ours but not ours (another tool's ids): converted, ids kept in meta
         return RecordStream(container, kind, True, quarantine, check_id, source_name)
     raise InputError(str(source), None, None, "is empty")
 

@@ -181,3 +181,14 @@ def test_filter_reads_a_parquet_file_and_a_save_to_disk_folder_directly(tmp_path
         assert "format: alpaca (detected), converted to records" in result.output
         assert "curate import" in result.output
         assert len(_records(out)) == 6
+
+
+def test_rows_shaped_like_records_with_foreign_ids_are_converted(tmp_path: Path) -> None:
+    row = {"id": "conv-001", "messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo"}],
+           "meta": {"lang": "en"}}
+    source = tmp_path / "other_tool.jsonl"
+    source.write_text(json.dumps(row) + "\n")
+    stream = open_records(source)
+    (record,) = list(stream)
+    assert stream.format == "messages" and record["meta"]["source_id"] == "conv-001"
+    assert record["meta"]["lang"] == "en" and record["meta"]["source"] == "other_tool"
