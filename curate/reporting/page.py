@@ -42,6 +42,7 @@ from curate.runs.evidence import (
     summarize,
     text_of,
 )
+from curate.runs.redact import redact_text
 
 TEMPLATE = Path(__file__).with_name("report.html.jinja")
 EXAMPLES_PER_REASON = 3
@@ -518,7 +519,7 @@ def write_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str]) -
     html = render(data)
     out = Path(out)
     with atomic_writer(out) as handle:
-        handle.write(html)
+        handle.write(redact_text(html))  # stage files shown verbatim may come from runs older than redaction
     return out
 
 
