@@ -192,3 +192,25 @@ def test_rows_shaped_like_records_with_foreign_ids_are_converted(tmp_path: Path)
     (record,) = list(stream)
     assert stream.format == "messages" and record["meta"]["source_id"] == "conv-001"
     assert record["meta"]["lang"] == "en" and record["meta"]["source"] == "other_tool"
+
+
+@pytest.mark.parametrize("name", ["alpaca", "sharegpt", "dolly", "prompt-completion", "messages", "self-instruct"])
+def test_every_format_reads_the_same_from_parquet_as_from_jsonl(tmp_path: Path, name: str) -> None:
+    from test_formats import SAMPLES
+
+    rows = SAMPLES[name]
+
+    def to_table(rows: list[dict]) -> pa.Table:  # columns from every row's keys (from_pylist looks at the first)
+        return pa.Table.from_batches([pa.RecordBatch.from_struct_array(pa.array(rows))])
+
+    try:
+        table = to_table(rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types in one column: Parquet cannot hold these rows
+        rows = [{k: v for k, v in r.items() if k != "id"} for r in rows]
+        table = to_table(rows)
+    pq.write_table(table, tmp_path / "rows.parquet")
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    from_parquet = list(open_records(tmp_path / "rows.parquet"))
+    from_jsonl = list(open_records(tmp_path / "rows.jsonl"))
+    assert [r["id"] for r in from_parquet] == [r["id"] for r in from_jsonl]
+    assert [r["messages"] for r in from_parquet] == [r["messages"] for r in from_jsonl]
