@@ -226,12 +226,10 @@ def _collect_errors(files: RunFiles) -> list[tuple[str, int, list[str]]]:
     """(reason, count, example messages) of generation failures in errors.jsonl."""
     counts: Counter = Counter()
     shown: dict[str, list[str]] = {}
-    for row in iter_rows(files.errors):
-        reason = next((str(row[k]) for k in ("reason", "error_type", "kind", "error", "message") if row.get(k)),
-                      "unknown")
-        reason = _preview(reason.splitlines()[0] if reason else "unknown", 80)
+    for row in iter_rows(files.errors):  # generate's rows: {batch, stage, request_id, error, attempts, ...}
+        message = str(row.get("error") or "unknown error")
+        reason = _preview(message.splitlines()[0].split(": ", 1)[0], 80)  # "HTTP 500: ..." -> "HTTP 500"
         counts[reason] += 1
-        message = next((str(row[k]) for k in ("message", "error", "detail") if row.get(k)), "")
         if len(shown.setdefault(reason, [])) < 2 and message:
             shown[reason].append(_preview(message, 200))
     return [(reason, count, shown.get(reason, [])) for reason, count in counts.most_common()]

@@ -107,8 +107,11 @@ def write_run(folder: Path, *, with_manifests: bool = True, with_compare: bool =
     if not with_manifests:
         return folder
     write_jsonl(folder / "generated.jsonl", kept + [{k: v for k, v in r.items() if k != "reject"} for r in rejected])
-    write_jsonl(folder / "errors.jsonl", [{"reason": "timeout", "message": "request timed out after 60 s"},
-                                          {"reason": "http_500", "message": "server error"}])
+    write_jsonl(folder / "errors.jsonl", [  # shaped like generators/self_instruct.py's error rows
+        {"batch": 1, "stage": "instructions", "request_id": "1-instructions-0", "attempts": 4,
+         "error": "timeout: request timed out after 60 s"},
+        {"batch": 2, "stage": "instances", "request_id": "2-instances-1", "attempts": 4,
+         "error": "HTTP 500: server error"}])
     write_json(folder / "manifest.json", manifest(len(kept) + len(rejected)))
     (folder / "filter_config.yaml").write_text(FILTER_CONFIG, encoding="utf-8")
     write_json(folder / "filter_report.json", filter_report(folder))
