@@ -133,7 +133,9 @@ def card_license(card: Path) -> str | None:
     value = front.get("license") if isinstance(front, dict) else None
     if isinstance(value, list) and len(value) == 1:
         value = value[0]
-    return value if isinstance(value, str) and value.strip() else None
+    if not isinstance(value, str) or value.strip().lower() in ("", "other", "unknown"):
+        return None  # "other" says the licence is not a known one: nothing to derive from
+    return value.strip()
 
 
 def _shard_files(folder: Path, split: str | None) -> list[Path]:
