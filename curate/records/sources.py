@@ -130,11 +130,15 @@ def card_license(card: Path) -> str | None:
         front = yaml.safe_load(text.split("---", 2)[1])
     except (yaml.YAMLError, IndexError):
         return None
-    value = front.get("license") if isinstance(front, dict) else None
+    return _licence(front.get("license") if isinstance(front, dict) else None)
+
+
+def _licence(value: Any) -> str | None:
+    """A declared licence id, or None for none, several, or "other"/"unknown" (nothing to derive from)."""
     if isinstance(value, list) and len(value) == 1:
         value = value[0]
     if not isinstance(value, str) or value.strip().lower() in ("", "other", "unknown"):
-        return None  # "other" says the licence is not a known one: nothing to derive from
+        return None
     return value.strip()
 
 
@@ -226,13 +230,13 @@ def _arrow_rows(container: Container) -> Iterator[tuple[Position, Any]]:
     if isinstance(loaded, datasets.DatasetDict):
         split = _pick_split(list(loaded), container.split, container.spec)
         loaded, where = loaded[split], f"{container.spec}@{split}"
-    container.license = loaded.info.license or None
+    container.license = _licence(loaded.info.license)
     yield from _table_rows(where, loaded.with_format("arrow").iter(batch_size=BATCH_ROWS))
 
 
 def _hub_rows(container: Container) -> Iterator[tuple[Position, Any]]:
     dataset = load_hub_dataset(container.name, container.config, container.split)
-    container.license = dataset.info.license or None
+    container.license = _licence(dataset.info.license)
     where = f"{container.spec}" if container.split else f"{container.name}@{dataset.split}"
     yield from _table_rows(where, dataset.with_format("arrow").iter(batch_size=BATCH_ROWS))
 
