@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -144,13 +145,15 @@ def _query_then_insert(buckets: pl.DataFrame, n: int, fixed: int, match: Any) ->
     return dropped, reps, compared
 
 
-def greedy_buckets(cfg: DedupConfig, sig: np.ndarray, keys: np.ndarray, nodes: pl.DataFrame
+def greedy_buckets(cfg: DedupConfig, keys: np.ndarray, nodes: pl.DataFrame,
+                   make_match: Callable[[np.ndarray], Callable[[int, int], bool]]
                    ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Greedy clustering straight from the LSH buckets, in survival order (no pair list).
 
-    Each bucket remembers its best-ranked kept row; a row is compared (estimated Jaccard,
-    unless verify=none) with the kept rows of its buckets and goes when one matches. This is
-    datasketch's query-then-insert with verification, O(rows x bands) whatever the bucket sizes.
+    Each bucket remembers its best-ranked kept row; a row is compared with the kept rows of
+    its buckets and goes when one matches. ``make_match(node_ids)`` gives the check for two
+    ranks (node_ids[rank] is the node). This is datasketch's query-then-insert with
+    verification, O(rows x bands) whatever the bucket sizes.
     """
     ranked = nodes.sort(rank_expr(cfg.keep)).with_row_index("rank")
     node_ids = ranked["node"].to_numpy()
@@ -161,16 +164,7 @@ def greedy_buckets(cfg: DedupConfig, sig: np.ndarray, keys: np.ndarray, nodes: p
         .filter(pl.len().over("bucket") > 1)
     )  # rows stay in rank order
     stats: dict[str, Any] = {"rows_in_shared_buckets": int(buckets["rank"].n_unique())}
-    need = int(np.ceil(cfg.threshold * sig.shape[1] - 1e-9))  # equal signature values for Jaccard >= t
-    if cfg.verify == "none":
-        def match(cand: int, row: int) -> bool:
-            return True
-    else:
-        ranked_sig = sig[node_ids]
-
-        def match(cand: int, row: int) -> bool:
-            return int(np.count_nonzero(ranked_sig[cand] == ranked_sig[row])) >= need
-    dropped, reps, compared = _query_then_insert(buckets, n, int(nodes["anchor"].sum()), match)
+    dropped, reps, compared = _query_then_insert(buckets, n, int(nodes["anchor"].sum()), make_match(node_ids))
     stats["candidate_pairs"] = compared
     stats["verified_pairs"] = len(dropped)
     chosen = _cluster_frame(node_ids, np.asarray(dropped, np.int64), np.asarray(reps, np.int64))

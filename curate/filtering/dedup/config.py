@@ -93,8 +93,8 @@ class DedupConfig:
                                                   self.false_negative_weight)
         if self.bands * self.rows > self.num_perm:
             raise CurateError(f"--bands x --rows ({self.bands} x {self.rows}) exceeds --num-perm {self.num_perm}")
-        if self.engine == "oph" and self.num_perm & (self.num_perm - 1):
-            raise CurateError(f"--minhash-engine oph needs a power-of-two --num-perm, got {self.num_perm}")
+        if self.engine == "oph" and (self.num_perm & (self.num_perm - 1) or self.num_perm > 8192):
+            raise CurateError(f"--minhash-engine oph needs a power-of-two --num-perm up to 8192, got {self.num_perm}")
 
     def _check_choices(self) -> None:
         for flag, value, choices in (("--minhash-engine", self.engine, ENGINES), ("--keep", self.keep, KEEP_POLICIES),

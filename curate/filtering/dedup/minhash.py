@@ -33,14 +33,15 @@ def signatures(cfg: DedupConfig, shingle_frame: pl.DataFrame, n_rows: int) -> np
 
 def _densify(sub: np.ndarray, k: int) -> np.ndarray:
     """Fill each empty bin from the next non-empty bin to its right (circularly), salted with the distance."""
-    position = np.where(sub != EMPTY, np.arange(k), 2 * k)
-    doubled = np.concatenate([position, position + k], axis=1)
-    nxt = np.minimum.accumulate(doubled[:, ::-1], axis=1)[:, ::-1][:, :k]
-    distance = (nxt - np.arange(k)).astype(np.uint32)
-    donor = np.take_along_axis(sub, nxt % k, axis=1)
+    filled = sub != EMPTY
+    # next filled bin to the right: a running minimum over the reversed, doubled positions (int16: k <= 8192)
+    position = np.where(filled, np.arange(k, dtype=np.int16), np.int16(2 * k))
+    doubled = np.concatenate([position, position + np.int16(k)], axis=1)[:, ::-1]
+    nxt = np.minimum.accumulate(doubled, axis=1)[:, ::-1][:, :k]
+    distance = (nxt - np.arange(k, dtype=np.int16)).astype(np.uint32)
+    donor = np.take_along_axis(sub, (nxt % k).astype(np.intp), axis=1)
     with np.errstate(over="ignore"):
-        filled = donor + distance * np.uint32(0x9E3779B1)
-    return np.where(sub == EMPTY, filled, sub)
+        return np.where(filled, sub, donor + distance * np.uint32(0x9E3779B1))
 
 
 def signatures_oph(cfg: DedupConfig, row: np.ndarray, h: np.ndarray, n_rows: int) -> np.ndarray:

@@ -73,14 +73,14 @@ def features(cfg: DedupConfig | None, frame: pl.DataFrame, alive: pl.Series, off
     """Dedup features of a chunk: ``frame`` has ``prompt`` and ``response`` (the texts compared).
 
     ``cfg`` None: exact keys only (near dedup off). ``offset`` renumbers the kept shingles
-    into the run's global row numbers.
+    into the run's global row numbers. Exact dedup compares the same text as near dedup.
     """
     started = time.perf_counter()
     n = frame.height
     base = frame.select(pl.int_range(0, n, dtype=pl.Int64).alias("row"), "prompt", "response").filter(alive)
-    # exact dedup compares the same text as near dedup (prompt and response together for pair)
-    text_cfg = cfg if cfg is not None and cfg.dedup_on != "pair" else None
-    text = base.select("row", _one_text(text_cfg, pl.col("prompt"), pl.col("response")).alias("text"))
+    if cfg is not None and cfg.dedup_on == "pair":
+        return _pair_features(cfg, base, n, started)
+    text = base.select("row", _one_text(cfg, pl.col("prompt"), pl.col("response")).alias("text"))
     word_frame, local_keys = shingles.words_and_exact_keys(cfg or DedupConfig(), text)
     exact = np.zeros(n, np.uint64)
     exact[base["row"].to_numpy()] = local_keys.to_numpy()
@@ -88,12 +88,9 @@ def features(cfg: DedupConfig | None, frame: pl.DataFrame, alive: pl.Series, off
     if cfg is None:
         return out
     started = time.perf_counter()
-    if cfg.dedup_on == "pair":
-        _pair_features(cfg, base, out, n)
-    else:
-        out.sig, out.keys, sh = _near(cfg, text, n, word_frame)
-        if cfg.verify == "exact":
-            out.shingles = sh.with_columns(pl.col("row") + offset)
+    out.sig, out.keys, sh = _near(cfg, text, n, word_frame)
+    if cfg.verify == "exact":
+        out.shingles = sh.with_columns(pl.col("row") + offset)
     out.seconds["near_dedup"] = time.perf_counter() - started
     return out
 
@@ -110,15 +107,26 @@ def _short_word_sets(words: pl.DataFrame, counts: np.ndarray, width: int) -> np.
     return out
 
 
-def _pair_features(cfg: DedupConfig, base: pl.DataFrame, out: Features, n: int) -> None:
-    out.sig, out.keys, _ = _near(cfg, base.select("row", pl.col("prompt").alias("text")), n)
+def _pair_features(cfg: DedupConfig, base: pl.DataFrame, n: int, started: float) -> Features:
+    """Prompt and response features from one word pass each; the exact key is the pair of their keys."""
+    rows = base["row"].to_numpy()
+    prompt = base.select("row", pl.col("prompt").alias("text"))
     response = base.select("row", pl.col("response").alias("text"))
-    words = shingles.words(cfg, response)
-    out.response_sig, out.response_keys, _ = _near(cfg, response, n, words)
+    p_words, p_keys = shingles.words_and_exact_keys(cfg, prompt)
+    r_words, r_keys = shingles.words_and_exact_keys(cfg, response)
+    exact = np.zeros(n, np.uint64)
+    with np.errstate(over="ignore"):
+        exact[rows] = shingles.mix64(p_keys.to_numpy() * shingles.POLY + r_keys.to_numpy())
+    out = Features(exact, seconds={"exact_dedup": time.perf_counter() - started})
+    started = time.perf_counter()
+    out.sig, out.keys, _ = _near(cfg, prompt, n, p_words)
+    out.response_sig, out.response_keys, _ = _near(cfg, response, n, r_words)
     out.response_words = np.zeros(n, np.int32)
-    counts = words.group_by("row").len()
+    counts = r_words.group_by("row").len()
     out.response_words[counts["row"].to_numpy()] = counts["len"].to_numpy()
-    out.response_short = _short_word_sets(words, out.response_words, cfg.short_response + 3)
+    out.response_short = _short_word_sets(r_words, out.response_words, cfg.short_response + 3)
+    out.seconds["near_dedup"] = time.perf_counter() - started
+    return out
 
 
 def concat(parts: list[Features], cfg: DedupConfig | None) -> Features:
@@ -183,16 +191,58 @@ def _verified_pairs(cfg: DedupConfig, f: Features, node_ids: np.ndarray, stats: 
     return pairs
 
 
+def _signature_match(cfg: DedupConfig, f: Features) -> Any:
+    need = int(np.ceil(cfg.threshold * f.sig.shape[1] - 1e-9))  # equal signature values for Jaccard >= t
+
+    def make(node_ids: np.ndarray) -> Any:
+        if cfg.verify == "none":
+            return lambda cand, row: True
+        sig = f.sig[node_ids]
+        return lambda cand, row: int(np.count_nonzero(sig[cand] == sig[row])) >= need
+    return make
+
+
+def _pair_match(cfg: DedupConfig, f: Features) -> Any:
+    """The pair rule for one (kept, candidate) pair, on rows gathered in rank order."""
+    need_p = int(np.ceil(cfg.threshold * f.sig.shape[1] - 1e-9))
+    need_r = int(np.ceil((cfg.response_threshold or cfg.threshold) * f.sig.shape[1] - 1e-9))
+
+    def make(node_ids: np.ndarray) -> Any:
+        p_sig, r_sig = f.sig[node_ids], f.response_sig[node_ids]
+        words, short = f.response_words[node_ids].tolist(), f.response_short[node_ids]
+
+        def match(cand: int, row: int) -> bool:
+            if int(np.count_nonzero(p_sig[cand] == p_sig[row])) < need_p:
+                return False
+            a, b = words[cand], words[row]
+            if min(a, b) < cfg.short_response and abs(a - b) <= 3:
+                small, large = (short[cand], short[row]) if a <= b else (short[row], short[cand])
+                return min(a, b) > 0 and bool(np.isin(small[small != 0], large).all())
+            return int(np.count_nonzero(r_sig[cand] == r_sig[row])) >= need_r
+        return match
+    return make
+
+
+def _live(f: Features, nodes: pl.DataFrame, pair: bool) -> pl.DataFrame:
+    """Nodes with a signature (a text with no word has none and never enters LSH)."""
+    ids = nodes["node"].to_numpy()
+    has = (f.sig[ids] != minhash.EMPTY).any(axis=1)
+    if pair:
+        has &= (f.response_sig[ids] != minhash.EMPTY).any(axis=1)
+    return nodes.filter(pl.col("node").is_in(ids[has]))
+
+
 def near_duplicates(cfg: DedupConfig, f: Features, nodes: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Cluster ``nodes`` (node, anchor, length, score; node indexes the features) into near-duplicates.
 
     Returns (node, cluster, rep, similarity) for every node in a cluster of two or more, and
     stats for the report. Similarity is the estimated Jaccard (of the prompts, for pair).
     """
-    if cfg.clustering == "greedy" and cfg.verify != "exact" and cfg.dedup_on != "pair":
-        node_ids = nodes["node"].to_numpy()
-        live = nodes.filter(pl.col("node").is_in(node_ids[(f.sig[node_ids] != minhash.EMPTY).any(axis=1)]))
-        chosen, stats = clusters.greedy_buckets(cfg, f.sig, f.keys, live)
+    pair = cfg.dedup_on == "pair"
+    if cfg.clustering == "greedy" and cfg.verify != "exact" and not (pair and cfg.verify == "none"):
+        keys = np.concatenate([f.keys, f.response_keys], axis=1) if pair else f.keys  # candidates from either
+        make = _pair_match(cfg, f) if pair else _signature_match(cfg, f)
+        chosen, stats = clusters.greedy_buckets(cfg, keys, _live(f, nodes, pair), make)
     else:
         stats = {}
         pairs = _verified_pairs(cfg, f, nodes["node"].to_numpy(), stats)
