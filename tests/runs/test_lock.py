@@ -71,21 +71,27 @@ def test_stale_lock_of_killed_process_is_taken_over_with_notice(tmp_path: Path) 
 
 def test_many_racers_exactly_one_wins(tmp_path: Path) -> None:
     out = tmp_path / "curated.jsonl"
+    done = tmp_path / "done"
     code = textwrap.dedent("""
-        import sys, time
+        import os, sys, time
         from curate.errors import CurateError
         from curate.runs.lock import acquire
-        time.sleep(float(sys.argv[2]) - time.time())
+        time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
         try:
             held = acquire(sys.argv[1], "race")
         except CurateError:
-            print("lost"); sys.exit(0)
-        print("won", flush=True); time.sleep(1.5)
+            print("lost", flush=True); sys.exit(0)
+        print("won", flush=True)
+        while not os.path.exists(sys.argv[3]):  # hold until every racer has tried
+            time.sleep(0.02)
     """)
-    start = time.time() + 1.0
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(out), str(start)], stdout=subprocess.PIPE, text=True)
-             for _ in range(6)]
-    results = [p.communicate(timeout=30)[0].strip() for p in procs]
+    start = time.time() + 2.0
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(out), str(start), str(done)], stdout=subprocess.PIPE,
+                              text=True) for _ in range(6)]
+    results = [p.stdout.readline().strip() for p in procs]
+    done.write_text("")
+    for p in procs:
+        p.wait(timeout=30)
     assert sorted(results) == ["lost"] * 5 + ["won"]
 
 
