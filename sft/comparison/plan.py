@@ -137,11 +137,13 @@ def near_duplicates_of_pool(eval_texts: Sequence[str], pool_texts: Sequence[str]
 
 
 def ordering(arm: str, n: int, seed: int, scores: Sequence[float] | None, lengths: Sequence[int]) -> list[int]:
-    """The arm's order of pool indexes (ties broken by position, so it is deterministic)."""
-    if arm == "quality":
-        return sorted(range(n), key=lambda i: (-scores[i], i))
-    if arm == "bottom":
-        return sorted(range(n), key=lambda i: (scores[i], i))
+    """The arm's order of pool indexes, deterministic: score arms rank as `curate select` does
+    (:func:`curate.selection.rank`), ties by position here since the scores are given as a list."""
+    if arm in ("quality", "bottom"):
+        from curate.selection import rank
+
+        rows = [{"scores": {"s": value}} for value in scores]
+        return rank(rows, range(n), "s", ascending=arm == "bottom")
     if arm == "longest":
         return sorted(range(n), key=lambda i: (-lengths[i], i))
     if arm == "random":
