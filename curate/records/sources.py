@@ -298,6 +298,7 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 # -- converting rows into records ---------------------------------------------------------------
 
 RECORDS = "records"  # curate's own records: passed through, validated
+_CURATE_ID = re.compile(r"^[0-9a-f]{32}$")  # schema.record_id's shape
 EXPORT_ROWS = "curate-export"  # rows of a `curate export` shard: meta as a JSON string
 
 
@@ -413,8 +414,9 @@ def open_records(source: str | os.PathLike[str], format_name: str = "auto", *,
             kind = row_kind(row)
         except CurateError as err:
             raise position.error(None, str(err)) from None
-        if kind == RECORDS and not _valid_record(row, check_id):
+        if kind == RECORDS and not _CURATE_ID.match(str(row.get("id"))) and not _valid_record(row, check_id):
             kind = "messages"  # shaped like ours but not ours (another tool's ids): converted, ids kept in meta
+        # (a curate-shaped id that does not match is a hand edit: the records reader says so at its line)
         return RecordStream(container, kind, True, quarantine, check_id, source_name)
     raise InputError(str(source), None, None, "is empty")
 
