@@ -113,8 +113,9 @@ def phase_instances(args: argparse.Namespace) -> None:
     saved = json.loads(Path(args.instructions).read_text(encoding="utf-8"))
     out, started, tasks = BatchOutcome(), time.time(), []
     rng = random.Random("bench")
-    for k in range(0, len(saved["instructions"]), 10):
-        chunk = [Candidate(i, None, None, None, []) for i in saved["instructions"][k : k + 10]]  # type: ignore[arg-type]
+    # one chunk: requests of one template run back to back, so llama.cpp evaluates its demonstrations once
+    for k in range(0, len(saved["instructions"]), args.chunk):
+        chunk = [Candidate(i, None, None, None, []) for i in saved["instructions"][k : k + args.chunk]]  # type: ignore[arg-type]
         chunk = algo._classify(engine, chunk, rng, out, 0)
         classified = {c.instruction: c.is_classification for c in chunk}
         for candidate, instances in algo._instances(engine, chunk, rng, out, 0):
@@ -174,6 +175,11 @@ def side_metrics(data: dict) -> dict:
 
 def phase_report(args: argparse.Namespace) -> None:
     sides = [json.loads(Path(p).read_text(encoding="utf-8")) for p in args.files]
+    if args.instructions:
+        shared = json.loads(Path(args.instructions).read_text(encoding="utf-8"))
+        kept = len(shared["instructions"])
+        print(f"shared instruction stage: {shared['requests']} requests, {shared['candidates']} candidates, "
+              f"rejected {shared['rejected']}, {kept} novel instructions used, {shared['wall_s']} s\n")
     metrics = [side_metrics(s) for s in sides]
     print("| metric | " + " | ".join(s["side"] for s in sides) + " |")
     print("|---|" + "---|" * len(sides))
@@ -195,11 +201,13 @@ def main() -> None:
     p.add_argument("--out", required=True)
     p = sub.add_parser("instances")
     p.add_argument("--side", choices=["old", "new"], required=True)
+    p.add_argument("--chunk", type=int, default=1000)
     p.add_argument("--instructions", required=True)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", required=True)
     p = sub.add_parser("report")
     p.add_argument("files", nargs="+")
+    p.add_argument("--instructions", help="the instructions phase's file, for the shared stage's figures")
     args = parser.parse_args()
     {"instructions": phase_instructions, "instances": phase_instances, "report": phase_report}[args.phase](args)
 

@@ -190,12 +190,14 @@ def parse_generation_instances(text: str, truncated: bool, chat: bool = False) -
     """
     text = text.strip()
     if chat:
-        text = _drop_commentary(text)
+        text = _drop_commentary(text.replace("**", ""))  # markdown bold around "Example 1:", "Output:"
         first = re.search(r"Example\s?\d*\.?", text)
         if first and not re.search(r"Output\s*\d*\s*:", text[: first.start()]):
             text = text[first.start() :]  # "Sure! Here are some examples:" before Example 1
     if re.search(r"Example\s?\d*\.?", text):
         blocks = [b.strip() for b in re.split(r"Example\s?\d*\.?", text) if b.strip()]
+        if chat:  # "Example 1:" / "Example 1)" leave their punctuation behind
+            blocks = [s for s in (re.sub(r"^[:)\-]+", "", b).strip() for b in blocks) if s]
         instances = [parse_input_output(b) for b in blocks]
     elif re.search(r"Output\s*\d*\s*:", text):
         instances = [parse_input_output(text)]
@@ -209,10 +211,10 @@ def parse_classification_instances(text: str, truncated: bool, chat: bool = Fals
 
     Chat mode also drops closing commentary after the last input.
     """
+    if chat:
+        text = _drop_commentary(text.replace("**", ""))
     if "Class label:" not in text:
         return []
-    if chat:
-        text = _drop_commentary(text)
     instances = []
     for block in text.split("Class label:")[1:]:
         fields = block.strip().split("\n", 1)

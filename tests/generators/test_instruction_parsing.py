@@ -162,3 +162,14 @@ def test_published_split_merges_parenthesised_numbers():
     text = " First task here now\n10) second task here\n11. Third task here now"
     assert parse_instruction_list(text, 9, 15, completion=True) == [
         "First task here now 10) second task here", "Third task here now"]
+
+
+def test_chat_instance_replies_with_preamble_bold_and_commentary():
+    text = ("Sure! Here are some examples for this task:\n\n**Example 1:**\n**Sentence:** the cat sat\n**Output:** The cat "
+            "sat.\n\n**Example 2:**\nSentence: dogs bark\nOutput: Dogs bark.\n\nI hope these examples help!")
+    assert parse_generation_instances(text, truncated=False, chat=True) == [
+        ("Sentence: the cat sat", "The cat sat."), ("Sentence: dogs bark", "Dogs bark.")]
+    clf = ("Here you go:\n\n**Class label:** Positive\nReview: Lovely food.\n\n**Class label:** Negative\n"
+           "Review: Cold soup.\n\nLet me know if you need more.")
+    assert parse_classification_instances(clf, truncated=False, chat=True) == [
+        ("Review: Lovely food.", "Positive"), ("Review: Cold soup.", "Negative")]
