@@ -143,15 +143,16 @@ def speed(work: Path) -> dict:
     other = baseline(t0_records, other_kept, 0.7, 5, str(seed2))
     other_ids = {json.loads(line)["id"] for line in other_kept.open()}
     result["datasketch_baseline_seed2"] = {**other, "agreement": round(agreement(base_ids, other_ids, ids), 4)}
+    both = ["--dedup-on", "both"]  # the baseline's text: prompt and answer together
     variants = {
-        "oph (default)": [],
-        "oph --trust-ids": ["--trust-ids"],
-        "oph --dedup-on pair": ["--dedup-on", "pair"],
-        "datasketch-hash, verify none": ["--minhash-engine", "datasketch", "--verify", "none"],
-        "oph, components": ["--clustering", "components"],
+        "oph --dedup-on both": both,
+        "oph --dedup-on both --trust-ids": [*both, "--trust-ids"],
+        "datasketch-hash, verify none": [*both, "--minhash-engine", "datasketch", "--verify", "none"],
+        "oph, components": [*both, "--clustering", "components"],
+        "oph --dedup-on pair 0.7/0.7": ["--dedup-on", "pair", "--response-threshold", "0.7"],
     }
     for label, extra in variants.items():
-        out_dir = work / f"speed_{label.split()[0]}_{len(extra)}"
+        out_dir = work / f"speed_{abs(hash(label))}"
         r = ours(t0_records, out_dir, 0.7, 5, *extra)
         kept = {json.loads(line)["id"] for line in (out_dir / "curated.jsonl").open()}
         result[f"curate {label}"] = {
@@ -176,7 +177,9 @@ def main() -> None:
         "cpus": os.cpu_count(), "python": platform.python_version(), "load_at_start": os.getloadavg()}}
     if not args.skip_accuracy:
         benches = build_benchmarks(work)
-        summary["accuracy"] = accuracy(work, benches, {"default": [], "verify-exact": ["--verify", "exact"]})
+        summary["accuracy"] = accuracy(work, benches, {"both": ["--dedup-on", "both"],
+                                                       "both verify-exact": ["--dedup-on", "both", "--verify", "exact"],
+                                                       "pair": ["--dedup-on", "pair"]})
     if not args.skip_speed:
         summary["speed"] = speed(work)
     summary["machine"]["load_at_end"] = os.getloadavg()

@@ -8,7 +8,7 @@ import click
 # out here so that `curate --help` does not import polars
 PRESETS = ("sft", "self-instruct", "none")
 ENGINES = ("oph", "datasketch")
-DEDUP_ON = ("prompt", "response", "both", "pair")
+DEDUP_ON = ("pair", "prompt", "response", "both")
 KEEP_POLICIES = ("first", "longest", "best-score")
 VERIFY_MODES = ("none", "signature", "exact")
 
@@ -26,7 +26,8 @@ VERIFY_MODES = ("none", "signature", "exact")
 @click.option("--against", multiple=True, type=click.Path(dir_okay=False, exists=True),
               help="Earlier curated set(s): drop rows that duplicate them (they are never modified).")
 @click.option("--no-dedup", is_flag=True, default=None, help="Skip near-duplicate removal (exact dedup still runs).")
-@click.option("--threshold", type=float, help="Jaccard similarity of near-duplicates  [default: 0.7]")
+@click.option("--threshold", type=float,
+              help="Jaccard similarity of near-duplicates (the prompts' for pair)  [default: pair 0.3, else 0.7]")
 @click.option("--ngram", type=int, help="Shingle size in words  [default: 5]")
 @click.option("--num-perm", type=int, help="MinHash permutations  [default: 128]")
 @click.option("--bands", type=int, help="LSH bands (with --rows); default from --threshold")
@@ -34,9 +35,9 @@ VERIFY_MODES = ("none", "signature", "exact")
 @click.option("--keep", type=click.Choice(KEEP_POLICIES), help="Which duplicate survives  [default: first]")
 @click.option("--score-key", help="scores field for --keep best-score  [default: first one found]")
 @click.option("--dedup-on", type=click.Choice(DEDUP_ON),
-              help="Text compared: prompt | response | both (one text) | pair (prompt similar AND response similar)"
-                   "  [default: both]")
-@click.option("--response-threshold", type=float, help="--dedup-on pair: Jaccard of the responses  [default: --threshold]")
+              help="Text compared: pair (prompt similar AND response similar) | prompt | response | both (one text)"
+                   "  [default: pair]")
+@click.option("--response-threshold", type=float, help="--dedup-on pair: Jaccard of the responses  [default: 0.4]")
 @click.option("--multi-turn", type=click.Choice(["first-user", "all"]), help="Turns compared  [default: all]")
 @click.option("--verify", type=click.Choice(VERIFY_MODES), help="Check candidate pairs  [default: signature]")
 @click.option("--clustering", type=click.Choice(["greedy", "components"]),

@@ -88,7 +88,7 @@ def test_datasketch_engine_is_bit_identical_to_datasketch():
 
 
 def run_near(texts, **kw):
-    cfg = DedupConfig(**kw)
+    cfg = DedupConfig(**{"dedup_on": "both", **kw})  # one text per row
     fr = frame(texts)
     sh = shingles.shingles(cfg, fr)
     sig = minhash.signatures(cfg, sh, len(texts))
@@ -130,14 +130,14 @@ def test_keep_policies_and_anchor_rows():
     rng = random.Random(5)
     base = sentence(rng, 60)
     texts = [base, base + " " + sentence(rng, 3), edit(base, rng, 1)]
-    cfg = DedupConfig(threshold=0.6, ngram=3)
+    cfg = DedupConfig(threshold=0.6, ngram=3, dedup_on="both")
     sig = minhash.signatures(cfg, shingles.shingles(cfg, frame(texts)), 3)
     keys = lsh.band_keys(cfg, sig)
 
     def survivor(keep, scores=(None, None, None), anchor=(False, False, False)):
         nodes = pl.DataFrame({"node": [0, 1, 2], "anchor": list(anchor), "length": [len(t) for t in texts],
                               "score": list(scores)}, schema_overrides={"score": pl.Float64})
-        chosen, _ = steps.near_duplicates(DedupConfig(threshold=0.6, ngram=3, keep=keep),
+        chosen, _ = steps.near_duplicates(DedupConfig(threshold=0.6, ngram=3, keep=keep, dedup_on="both"),
                                           steps.Features(np.zeros(3, np.uint64), sig, keys), nodes)
         return set(chosen["rep"].to_list())
 
@@ -186,7 +186,7 @@ def pair_frame(prompts, responses):
 
 
 def pair_dropped(prompts, responses, **kw):
-    cfg = DedupConfig(dedup_on="pair", threshold=0.5, ngram=3, **kw)
+    cfg = DedupConfig(dedup_on="pair", threshold=0.5, response_threshold=0.5, ngram=3, **kw)
     n = len(prompts)
     feats = steps.features(cfg, pair_frame(prompts, responses), pl.Series([True] * n))
     nodes = pl.DataFrame({"node": np.arange(n, dtype=np.int64), "exact_key": feats.exact_key,
@@ -219,3 +219,13 @@ def test_pair_short_answers_compare_exactly():
     assert pair_dropped([prompt, prompt], ["increase", "decrease"]) == {}
     assert pair_dropped([prompt, edit(prompt, rng, 1)], ["Increase.", "increase"]) == {1: 0}
     assert pair_dropped([prompt, edit(prompt, rng, 1)], ["1860s", "Answer: the 1860s"]) == {1: 0}
+
+
+def test_defaults_pair_and_one_text_thresholds():
+    from curate.errors import CurateError
+
+    pair, text = DedupConfig(), DedupConfig(dedup_on="both")
+    assert (pair.dedup_on, pair.threshold, pair.response_threshold) == ("pair", 0.3, 0.4)
+    assert (text.threshold, text.response_threshold) == (0.7, None)
+    with pytest.raises(CurateError, match="--response-threshold applies to --dedup-on pair"):
+        DedupConfig(dedup_on="response", response_threshold=0.5)

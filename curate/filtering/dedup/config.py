@@ -23,17 +23,21 @@ ENGINES = ("oph", "datasketch")
 to reproduce its decisions. Other engines measured once live in bench/minhash_engines.py."""
 KEEP_POLICIES = ("first", "longest", "best-score")
 VERIFY_MODES = ("none", "signature", "exact")
-DEDUP_ON = ("prompt", "response", "both", "pair")
+DEDUP_ON = ("pair", "prompt", "response", "both")
 MULTI_TURN = ("first-user", "all")
 CLUSTERING = ("greedy", "components")
+TEXT_THRESHOLD = 0.7
+PAIR_THRESHOLD = 0.3
+PAIR_RESPONSE_THRESHOLD = 0.4
 
 
 @dataclass
 class DedupConfig:
     """Near-duplicate settings; every field is written to the resolved filter_config.yaml."""
 
-    threshold: float = 0.7
-    """Jaccard similarity at which two texts count as near-duplicates (the prompt's, for dedup_on=pair)."""
+    threshold: float | None = None
+    """Jaccard similarity at which two texts count as near-duplicates (the prompts', for dedup_on=pair);
+    default 0.3 for pair, 0.7 for one text (each the best of its benchmark grid, bench/results/filter.md)."""
     ngram: int = 5
     """Shingle size in words."""
     num_perm: int = 128
@@ -56,10 +60,10 @@ class DedupConfig:
     """Which row of a cluster survives: first | longest | best-score."""
     score_key: str | None = None
     """scores field used by keep=best-score; default: the first score name found in the data."""
-    dedup_on: str = "both"
-    """Text compared: prompt | response | both (one text) | pair (prompt similar AND response similar)."""
+    dedup_on: str = "pair"
+    """Text compared: pair (prompt similar AND response similar) | prompt | response | both (one text)."""
     response_threshold: float | None = None
-    """dedup_on=pair: Jaccard the responses need; default: ``threshold``."""
+    """dedup_on=pair: Jaccard the responses need; default 0.4."""
     short_response: int = 6
     """dedup_on=pair: a response with fewer words than this matches another when all its words are among the
     other's and the other has at most 3 more ("1860s" ~ "Answer: 1860s"; "increase" !~ "decrease")."""
@@ -75,6 +79,13 @@ class DedupConfig:
 
     def __post_init__(self) -> None:
         self._check_choices()
+        pair = self.dedup_on == "pair"
+        if self.threshold is None:
+            self.threshold = PAIR_THRESHOLD if pair else TEXT_THRESHOLD
+        if pair and self.response_threshold is None:
+            self.response_threshold = PAIR_RESPONSE_THRESHOLD
+        if not pair and self.response_threshold is not None:
+            raise CurateError("--response-threshold applies to --dedup-on pair")
         if not 0.0 < self.threshold < 1.0:
             raise CurateError(f"--threshold must be between 0 and 1 (exclusive), got {self.threshold}")
         if self.response_threshold is not None and not 0.0 < self.response_threshold < 1.0:
