@@ -1,6 +1,10 @@
 """Secrets never reach disk: `curate generate` against a real server on 127.0.0.1 that echoes the
 Authorization header (and the whole request) back in its error bodies, as some proxies do; then
-every file the run wrote is grepped for the keys."""
+every file the run wrote is grepped for the keys.
+
+The keys here have no secret *shape* (no ``sk-``), so only the literal redaction of known keys
+(``OPENAI_API_KEY`` from the environment, ``--api-key`` registered at start) can catch them;
+tests/generators/test_generate_failures.py covers ``sk-`` keys, 401/403 and the exit codes."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-ENV_KEY = "sk-envKEY0123456789abcdefXYZ"
+ENV_KEY = "plain-env-secret-0099-qq"  # no secret shape: only the env lookup can catch it
 CLI_KEY = "cli-only-secret-0042-zz"  # no secret shape: only registration can catch it
 HF_KEY = "hf_AbCdEfGhIjKlMnOpQrStUvWxYz01"
 
