@@ -1,19 +1,24 @@
-"""Benchmark `curate train` against the recipe most tutorials show, and QLoRA against 16-bit LoRA.
+"""Benchmarks of `curate train` on CPU: does the default fit, how fast against the tutorial recipe, what is forgotten.
 
-    .venv/bin/python bench/bench_train.py [--records 500] [--steps 6] [--batch 2] [--memory-steps 3]
+    .venv/bin/python bench/bench_train.py fit          [--steps 2]                # 64 and 2,000 records
+    .venv/bin/python bench/bench_train.py speed        [--records 500 --steps 2]  # defaults vs --config tutorial
+    .venv/bin/python bench/bench_train.py forgetting   [--steps 8 --batch 2 --eval 60]
 
-Data: the first N GSM8K training problems (/work/shared/data/gsm8k_train_alpaca.json, imported
-with `curate import`). Same base model (the bundled SmolLM2-135M-Instruct) and the same records
-in every run; each run is a separate `curate train` process, so peak memory is its own.
+Data: GSM8K training problems (/work/shared/data/gsm8k_train_alpaca.json, imported with
+`curate import`); the bundled SmolLM2-135M-Instruct. Every run is its own `curate train` process
+under `/usr/bin/time -v`, so "peak RSS" is the whole process's maximum resident set (model
+loading included). Figures are appended to bench/results/train.md with the load average
+(the machine is shared: measured under load). Run outputs go to bench/out/train (ignored by git).
 
-1. Throughput, real (non-padding) tokens per second of the training steps:
-   - curate: QLoRA, packing (block-diagonal mask), loss on assistant tokens, max_length 512;
-   - tutorial: QLoRA, every sample padded to max_length 512, loss on all tokens, no packing
-     (`--config tutorial`).
-2. Peak memory (RSS during the training steps; no GPU here) of QLoRA vs 16-bit LoRA, both
-   computing in bf16 so that only the storage of the base weights differs.
-
-Writes bench/results/train.md; run outputs go to bench/out/ (ignored by git).
+- fit: `curate train small.jsonl --out run --max-steps N` with every default on 64 and on 2,000
+  records: completes? peak RSS, what the sizing chose.
+- speed: real (non-padding, non-masked... i.e. tokens of the packed/padded rows that are not
+  padding) tokens per second of the training steps, defaults against `--config tutorial` (QLoRA,
+  every sample padded to 512, loss on all tokens, full-vocabulary logits), same 500 records.
+- forgetting: lora, full and hft trained at the same budget (steps x rows x max_length) on GSM8K;
+  per-record mean NLL of the reference answers of held-out GSM8K problems (what it learned) and of
+  the user-oriented instructions' references (what it forgot), each against the base model, with
+  95% bootstrap CIs of the paired difference.
 """
 
 from __future__ import annotations
@@ -22,215 +27,185 @@ import argparse
 import datetime
 import json
 import os
-import platform
+import random
+import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 OUT = ROOT / "bench" / "out" / "train"
 RESULTS = ROOT / "bench" / "results" / "train.md"
 GSM8K = Path("/work/shared/data/gsm8k_train_alpaca.json")
-CURATE = [str(ROOT / ".venv" / "bin" / "curate")]
+USER_ORIENTED = Path("/work/shared/data/user_oriented_instructions.jsonl")
+CURATE = str(ROOT / ".venv" / "bin" / "curate")
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 
 
-def prepare_records(count: int) -> Path:
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def imported(source: Path, name: str) -> Path:
     OUT.mkdir(parents=True, exist_ok=True)
-    everything = OUT / "gsm8k.jsonl"
-    if not everything.exists():
-        subprocess.run([*CURATE, "import", str(GSM8K), "--out", str(everything)], check=True)
-    subset = OUT / f"gsm8k_{count}.jsonl"
-    with everything.open() as source, subset.open("w") as target:
-        for index, line in enumerate(source):
-            if index >= count:
-                break
-            target.write(line)
-    return subset
+    target = OUT / f"{name}.jsonl"
+    if not target.exists():
+        subprocess.run([CURATE, "import", str(source), "--out", str(target)], check=True, env=ENV)
+    return target
 
 
-def run(name: str, data: Path, args: list[str]) -> dict:
+def subset(source: Path, start: int, count: int, name: str) -> Path:
+    lines = source.read_text().splitlines()[start:start + count]
+    target = OUT / f"{name}.jsonl"
+    target.write_text("".join(line + "\n" for line in lines))
+    return target
+
+
+def timed_train(name: str, data: Path, args: list[str]) -> dict:
+    """One `curate train` process under /usr/bin/time -v; its metrics, peak RSS and wall time."""
     out = OUT / "runs" / name
-    if out.exists():
-        subprocess.run(["rm", "-rf", str(out)], check=True)
-    command = [*CURATE, "train", str(data), "--out", str(out), "--eval-split", "0", *args]
-    print("$", " ".join(command), flush=True)
-    started = time.perf_counter()
-    subprocess.run(command, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    command = ["/usr/bin/time", "-v", CURATE, "train", str(data), "--out", str(out), "--overwrite", *args]
+    print("$", " ".join(command[2:]), flush=True)
+    before = load_average()
+    done = subprocess.run(command, env=ENV, capture_output=True, text=True)
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
+    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", done.stderr)
+    result = {"name": name, "command": " ".join(command[2:]), "exit": done.returncode,
+              "peak_rss_mb": round(int(rss.group(1)) / 1024) if rss else None, "wall": wall.group(1) if wall else None,
+              "load_before": before, "load_after": load_average(),
+              "sizing_line": next((ln for ln in done.stderr.splitlines() if ln.startswith("sizing:")), None)}
+    if done.returncode != 0:
+        result["error"] = done.stderr.strip().splitlines()[-3:]
+        print(done.stderr[-2000:], file=sys.stderr)
+        return result
     metrics = json.loads((out / "metrics.json").read_text())
-    metrics["process_seconds"] = round(time.perf_counter() - started, 1)
-    metrics["command"] = "curate " + " ".join(command[1:]).replace(str(ROOT) + "/", "")
-    return metrics
+    result.update({key: metrics.get(key) for key in ("steps", "tokens_seen", "tokens_per_second",
+                                                     "train_step_seconds", "final_eval_loss")})
+    return result
+
+
+def append(section: str) -> None:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with RESULTS.open("a") as handle:
+        handle.write(section.rstrip() + "\n\n")
+    print(section)
+
+
+def fit(args: argparse.Namespace) -> None:
+    everything = imported(GSM8K, "gsm8k")
+    rows = []
+    for count in (64, 2000):
+        data = subset(everything, 0, count, f"gsm8k_{count}")
+        rows.append(timed_train(f"fit_{count}", data, ["--max-steps", str(args.steps)]))
+    lines = [f"### Defaults fit ({datetime.date.today()}, measured under load)", "",
+             "| records | command | exit | peak RSS (MB) | wall | tokens/s | load avg before / after |",
+             "|---|---|---|---|---|---|---|"]
+    for count, row in zip((64, 2000), rows, strict=True):
+        lines.append(f"| {count} | `{row['command']}` | {row['exit']} | {row['peak_rss_mb']} | {row['wall']} | "
+                     f"{row.get('tokens_per_second')} | {row['load_before']} / {row['load_after']} |")
+    lines += ["", f"Sizing line: `{rows[0]['sizing_line']}`"]
+    append("\n".join(lines))
+
+
+def speed(args: argparse.Namespace) -> None:
+    data = subset(imported(GSM8K, "gsm8k"), 0, args.records, f"gsm8k_{args.records}")
+    common = ["--max-steps", str(args.steps), "--eval-split", "0"]
+    curate = timed_train("speed_default", data, common)
+    tutorial = timed_train("speed_tutorial", data, [*common, "--config", "tutorial"])
+    ratio = (curate.get("tokens_per_second") or 0) / max(tutorial.get("tokens_per_second") or 1e-9, 1e-9)
+    lines = [f"### Defaults vs tutorial recipe, {args.records} GSM8K records ({datetime.date.today()}, "
+             "measured under load)", "",
+             "| run | command | real tokens | real tokens/s | peak RSS (MB) | wall | load avg before / after |",
+             "|---|---|---|---|---|---|---|"]
+    for row in (curate, tutorial):
+        lines.append(f"| {row['name']} | `{row['command']}` | {row.get('tokens_seen')} | "
+                     f"{row.get('tokens_per_second')} | {row['peak_rss_mb']} | {row['wall']} | "
+                     f"{row['load_before']} / {row['load_after']} |")
+    lines += ["", f"Speed-up of the defaults: **{ratio:.1f}x** real tokens/s."]
+    append("\n".join(lines))
+
+
+def record_nll(model, tokenizer, records: list[dict], eot: str) -> list[float]:
+    """Mean NLL per record of its assistant tokens (the reference answer), with curate.lm's rendering and loss."""
+    import torch
+
+    from curate.lm.loss import shift_labels, token_nll
+    from curate.lm.render import render_records, truncate
+
+    values = []
+    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    with torch.no_grad():
+        for sample in render_records(tokenizer, records, eot):
+            sample, _ = truncate(sample, 1024)
+            ids = torch.tensor([sample.input_ids])
+            hidden = lm.get_decoder()(input_ids=ids).last_hidden_state
+            nll = token_nll(hidden, lm.get_output_embeddings().weight, shift_labels(torch.tensor([sample.labels])))
+            if nll.numel():
+                values.append(float(nll.mean()))
+    return values
+
+
+def paired_ci(deltas: list[float], seed: int = 0, rounds: int = 2000) -> tuple[float, float, float]:
+    rng = random.Random(seed)
+    mean = sum(deltas) / len(deltas)
+    boots = sorted(sum(rng.choices(deltas, k=len(deltas))) / len(deltas) for _ in range(rounds))
+    return mean, boots[int(0.025 * rounds)], boots[int(0.975 * rounds)]
+
+
+def forgetting(args: argparse.Namespace) -> None:
+    from sft.chat import load_run
+
+    everything = imported(GSM8K, "gsm8k")
+    train_data = subset(everything, 0, 2000, "gsm8k_2000")
+    held = [json.loads(line) for line in everything.read_text().splitlines()[-args.eval:]]
+    other = [json.loads(line) for line in imported(USER_ORIENTED, "user_oriented").read_text().splitlines()][:args.eval]
+    budget = ["--max-steps", str(args.steps), "--eval-split", "0", "--set", f"batch_size={args.batch}",
+              "--set", f"hft.round_steps={max(1, args.steps // 4)}"]
+    runs = {method: timed_train(f"forget_{method}", train_data, [*budget, "--method", method])
+            for method in ("lora", "full", "hft")}
+    scores: dict[str, dict[str, list[float]]] = {}
+    for name in ("base", "lora", "full", "hft"):
+        loaded = load_run(OUT / "runs" / "forget_lora", base_only=True) if name == "base" else \
+            load_run(OUT / "runs" / f"forget_{name}")
+        eot = loaded.tokenizer.convert_ids_to_tokens(loaded.stop_ids[0])
+        scores[name] = {"gsm8k": record_nll(loaded.model, loaded.tokenizer, held, eot),
+                        "user": record_nll(loaded.model, loaded.tokenizer, other, eot)}
+        print(name, {k: sum(v) / len(v) for k, v in scores[name].items()}, flush=True)
+    lines = [f"### Forgetting: lora vs full vs hft ({datetime.date.today()}, measured under load)", "",
+             f"Budget per method: {args.steps} optimizer steps x {args.batch} packed rows x 1,024 tokens on the first "
+             f"2,000 GSM8K records (lr: lora 2e-4, full/hft 2e-5; hft rounds of {max(1, args.steps // 4)} steps). "
+             f"NLL: mean per record over the reference answer's tokens; {args.eval} held-out GSM8K problems (the "
+             f"last of the 7,473) and the first {args.eval} user-oriented instructions; delta = run - base, paired, "
+             "95% bootstrap CI.", "",
+             "| model | tokens trained | GSM8K NLL | delta GSM8K (learned: < 0) | user-oriented NLL | "
+             "delta user-oriented (forgot: > 0) |", "|---|---|---|---|---|---|"]
+    for name in ("base", "lora", "full", "hft"):
+        row = scores[name]
+        cells = [name, str(runs[name].get("tokens_seen")) if name in runs else "-"]
+        for key in ("gsm8k", "user"):
+            cells.append(f"{sum(row[key]) / len(row[key]):.3f}")
+            if name == "base":
+                cells.append("-")
+            else:
+                mean, low, high = paired_ci([a - b for a, b in zip(row[key], scores["base"][key], strict=True)])
+                cells.append(f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Runs: " + "; ".join(f"{m}: exit {r['exit']}, peak RSS {r['peak_rss_mb']} MB, wall {r['wall']}, "
+                                        f"load {r['load_before']}" for m, r in runs.items())]
+    append("\n".join(lines))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=["fit", "speed", "forgetting"])
+    parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--records", type=int, default=500)
-    parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--memory-steps", type=int, default=3)
-    parser.add_argument("--report-only", action="store_true", help="Rewrite train.md from the last runs' metrics.")
-    parser.add_argument("--step-speed", action="store_true",
-                        help="Only time one LoRA vs QLoRA training step (forward + backward) and rewrite train.md.")
-    options = parser.parse_args()
-    if options.step_speed:
-        measure_step_speed()
-        options.report_only = True
-    if options.report_only:
-        runs = [_saved(name) for name in ("curate", "tutorial", "qlora-bf16", "lora16-bf16")]
-        write_report(options, *runs)
-        print(RESULTS.read_text())
-        return
-    data = prepare_records(options.records)
-    common = ["--max-steps", str(options.steps), "--set", f"sft.per_device_train_batch_size={options.batch}",
-              "--max-length", "512"]
-    ours = run("curate", data, common)
-    tutorial = run("tutorial", data, [*common, "--config", "tutorial"])
-    memory = ["--max-steps", str(options.memory_steps), "--max-length", "512",
-              "--set", "sft.per_device_train_batch_size=1", "--set", "compute_dtype=bfloat16"]
-    qlora = run("qlora-bf16", data, memory)
-    lora = run("lora16-bf16", data, [*memory, "--set", "quantization=none"])
-    write_report(options, ours, tutorial, qlora, lora)
-    print(RESULTS.read_text())
-
-
-STEP_SPEED = OUT / "step_speed.json"
-
-
-def measure_step_speed(tokens: int = 192, repeats: int = 4) -> None:
-    """Seconds per forward+backward of the bundled model with a LoRA adapter: 16-bit (fp32 here) vs nf4."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-
-    sys.path.insert(0, str(ROOT))
-    from sft.modeling import load_model, resolve_base
-
-    base = resolve_base("bundled")
-    batch = torch.randint(100, 40000, (1, tokens), generator=torch.Generator().manual_seed(0))
-    results = {"tokens": tokens, "repeats": repeats}
-    for quantization in ("none", "nf4"):
-        model = load_model(base, quantization, "float32", "sdpa", False)
-        model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear",
-                                                 task_type="CAUSAL_LM"))
-        model.train()
-        seconds = []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            model(input_ids=batch, labels=batch, use_cache=False).loss.backward()
-            seconds.append(round(time.perf_counter() - started, 2))
-        results[quantization] = seconds
-        del model
-    STEP_SPEED.parent.mkdir(parents=True, exist_ok=True)
-    STEP_SPEED.write_text(json.dumps(results))
-
-
-def _step_speed_lines() -> list[str]:
-    if not STEP_SPEED.exists():
-        return []
-    data = json.loads(STEP_SPEED.read_text())
-    lora, qlora = sorted(data["none"][1:]), sorted(data["nf4"][1:])  # the first step warms up
-    lora_median, qlora_median = lora[len(lora) // 2], qlora[len(qlora) // 2]
-    return [
-        "## One training step on this CPU: 16-bit LoRA vs QLoRA",
-        "",
-        f"Forward + backward of the bundled model with a LoRA adapter on one {data['tokens']}-token row, float32 "
-        f"compute, {data['repeats']} repeats (the first is warm-up). Command: "
-        "`.venv/bin/python bench/bench_train.py --step-speed`.",
-        "",
-        "| base weights | seconds per step (all repeats) | median after warm-up |",
-        "|---|---|---|",
-        f"| fp32 (LoRA, `--set quantization=none`) | {', '.join(map(str, data['none']))} | {lora_median} |",
-        f"| nf4 (QLoRA, the default) | {', '.join(map(str, data['nf4']))} | {qlora_median} |",
-        "",
-        f"On this CPU a QLoRA step costs {qlora_median / lora_median:.1f}x a LoRA step: bitsandbytes de-quantizes "
-        "the 4-bit weights on every matmul, and a 135M model fits in memory either way. QLoRA stays the default "
-        "because it is what makes 7B+ models fit on one GPU; on a CPU with a small model, `--set "
-        "quantization=none` (or `--config lora16`) is the faster choice, and the `demo` recipe uses it.",
-        "",
-    ]
-
-
-def _saved(name: str) -> dict:
-    out = OUT / "runs" / name
-    metrics = json.loads((out / "metrics.json").read_text())
-    import yaml
-
-    config = yaml.safe_load((out / "config.yaml").read_text())
-    metrics["command"] = f"(run {name}: see {out.relative_to(ROOT)}/config.yaml, {config['run']['data']})"
-    return metrics
-
-
-def _row(name: str, m: dict) -> str:
-    steps = m["steps"]
-    return (f"| {name} | {steps} | {m['tokens_seen']:,} | {m['tokens_seen'] / steps:,.0f} | "
-            f"{m['train_step_seconds']:.1f} | **{m['tokens_per_second']:.1f}** | "
-            f"{m['peak_memory']['cpu_rss_peak_during_training_mb']:,.0f} |")
-
-
-def write_report(options, ours: dict, tutorial: dict, qlora: dict, lora: dict) -> None:
-    ratio = ours["tokens_per_second"] / tutorial["tokens_per_second"]
-    q_mem = qlora["peak_memory"]["cpu_rss_peak_during_training_mb"]
-    l_mem = lora["peak_memory"]["cpu_rss_peak_during_training_mb"]
-    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    load = os.getloadavg()
-    lines = [
-        "# `curate train` benchmarks",
-        "",
-        f"Date: {when}. Machine: {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
-        f"no GPU, shared with other jobs (load average at the end {load[0]:.1f} on {os.cpu_count()} cores): "
-        "absolute speeds are contended; the runs below were taken one after the other in one script.",
-        "Base model: the bundled SmolLM2-135M-Instruct (de-quantized from its GGUF, re-quantized to nf4 for QLoRA).",
-        f"Data: the first {options.records} GSM8K training problems (`curate import "
-        "/work/shared/data/gsm8k_train_alpaca.json`), the same file for every run.",
-        "",
-        f"Command: `.venv/bin/python bench/bench_train.py --records {options.records} --steps {options.steps} "
-        f"--batch {options.batch} --memory-steps {options.memory_steps}`",
-        "",
-        "## Throughput: curate vs the tutorial recipe",
-        "",
-        "Real tokens = non-padding tokens fed to the model; tokens/s counts the training steps only "
-        "(not model loading). Both runs: QLoRA nf4, float32 compute (this CPU has no native bf16), "
-        f"batch {options.batch}, max_length 512, {options.steps} optimizer steps. Each run stops after those "
-        "steps (an epoch of 500 records takes hours on this contended CPU), so the rate is measured over the "
-        "first steps of each run; in the same number of steps curate trains on more records, because its "
-        "rows hold no padding.",
-        "",
-        "| run | steps | real tokens | real tokens/step | step seconds | real tokens/s | peak RSS MB |",
-        "|---|---|---|---|---|---|---|",
-        _row("curate train (packing, block-diagonal mask, assistant-only loss)", ours),
-        _row("tutorial (pad to 512, loss on all tokens, no packing)", tutorial),
-        "",
-        f"**Ratio: curate train processes {ratio:.2f}x the real tokens per second of the tutorial recipe.** "
-        "The tutorial pads every sample to 512 tokens, so most of each batch is padding that costs the same "
-        "compute as text; packing fills each 512-token row with whole samples that cannot see each other.",
-        "",
-        "## Peak memory: QLoRA vs 16-bit LoRA",
-        "",
-        f"Same data, batch 1, max_length 512, packing, {options.memory_steps} steps; both compute in bf16, so "
-        "only the storage of the base weights differs (nf4 + double quantization vs bf16). No GPU here: "
-        "peak resident memory of the process during the training steps, sampled every 20 ms.",
-        "",
-        "| run | model weights MB | peak RSS during training MB | real tokens/s |",
-        "|---|---|---|---|",
-        f"| QLoRA (nf4, bf16 compute) | {qlora['model_memory_mb']:,.0f} | {q_mem:,.0f} | {qlora['tokens_per_second']:.1f} |",
-        f"| 16-bit LoRA (bf16 base) | {lora['model_memory_mb']:,.0f} | {l_mem:,.0f} | {lora['tokens_per_second']:.1f} |",
-        "",
-        f"QLoRA / 16-bit LoRA: weights {qlora['model_memory_mb'] / lora['model_memory_mb']:.2f}x, "
-        f"peak RSS {q_mem / l_mem:.2f}x. On a 135M model the tied 49k x 576 embedding (not quantized by "
-        "bitsandbytes) and the Python/torch runtime are a large share of the process, so the saving is "
-        "smaller than on a 7B model, where the linear layers dominate.",
-        "",
-        *_step_speed_lines(),
-        "Commands:",
-        "",
-        *[f"- `{m['command']}`" for m in (ours, tutorial, qlora, lora)],
-        "",
-        "Not measured here: GPU throughput (FlashAttention varlen packing) and multi-GPU profiles; "
-        "no GPU was available.",
-    ]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines) + "\n")
+    parser.add_argument("--eval", type=int, default=60)
+    args = parser.parse_args()
+    {"fit": fit, "speed": speed, "forgetting": forgetting}[args.what](args)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

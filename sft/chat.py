@@ -2,7 +2,8 @@
 
 The base model is loaded as in training (nf4 for a QLoRA run), the adapter on top, and the
 tokenizer saved with the run renders prompts: the same chat template as training (its hash
-is checked against config.yaml), stopping at the same end-of-turn token.
+is checked against config.yaml), stopping at the same end-of-turn token. A full or HFT run
+holds the whole model and is loaded from the run folder itself.
 
     curate chat runs/NAME                       # type prompts; an empty line or Ctrl-D ends
     curate chat runs/NAME --prompts prompts.txt # one prompt per line (or a records/JSONL file)
@@ -38,8 +39,11 @@ def load_run(run_dir: str | Path, base_only: bool = False) -> LoadedRun:
 
     modeling.quiet_library_warnings()
     run_dir = Path(run_dir)
-    if not (run_dir / "adapter_config.json").exists():
-        raise CurateError(f"{run_dir}: no trained adapter here (adapter_config.json missing; interrupted run?)")
+    adapter = (run_dir / "adapter_config.json").exists()
+    full = (run_dir / "config.json").exists() and any(run_dir.glob("*.safetensors"))
+    if not adapter and not full:
+        raise CurateError(f"{run_dir}: no trained adapter or model here (adapter_config.json / model.safetensors "
+                          "missing; interrupted run?)")
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     run = config.get("run") or {}
     tokenizer = AutoTokenizer.from_pretrained(run_dir)
@@ -48,10 +52,13 @@ def load_run(run_dir: str | Path, base_only: bool = False) -> LoadedRun:
     on_cuda = torch.cuda.is_available()
     attn = "sdpa" if "flash" in config.get("attn_implementation", "sdpa") and not on_cuda else \
         config.get("attn_implementation", "sdpa")
-    model = modeling.load_model(run_base(run_dir), config.get("quantization", "none"),
-                                config.get("compute_dtype", "float32"), attn, on_cuda)
-    if not base_only:
-        model = PeftModel.from_pretrained(model, str(run_dir))
+    if full and not adapter and not base_only:  # method full / hft: the run folder is the model
+        model = modeling.load_model(str(run_dir), "none", config.get("compute_dtype", "float32"), attn, on_cuda)
+    else:
+        model = modeling.load_model(run_base(run_dir), config.get("quantization", "none"),
+                                    config.get("compute_dtype", "float32"), attn, on_cuda)
+        if not base_only:
+            model = PeftModel.from_pretrained(model, str(run_dir))
     model.eval()
     stop = [tokenizer.convert_tokens_to_ids(run.get("end_of_turn_token") or tokenizer.eos_token)]
     if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in stop:
@@ -98,20 +105,6 @@ def read_prompts(path: str | Path) -> list[str]:
     if not prompts:
         raise InputError(str(path), None, None, "holds no prompt")
     return prompts
-
-
-def terminal_prompts() -> Iterator[str]:
-    """Prompts typed at the terminal until an empty line or Ctrl-D."""
-    import click
-
-    while True:
-        try:
-            line = click.prompt("you", default="", show_default=False, prompt_suffix="> ")
-        except click.exceptions.Abort:  # Ctrl-D / Ctrl-C at the prompt ends the session
-            return
-        if not line.strip():
-            return
-        yield line.strip()
 
 
 def chat_many(loaded: LoadedRun, prompts: Iterable[str], max_new_tokens: int,

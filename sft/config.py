@@ -1,11 +1,12 @@
-"""The resolved configuration of one `curate train` run.
+"""The resolved configuration of one `curate train` run, loaded with the one config loader (curate.config).
 
 Three layers, later ones win: ``sft/recipes/default.yaml`` (our defaults), a ``--config``
 recipe, then flags (``--set sft.learning_rate=1e-4`` reaches any field). ``sft:`` holds
 TRL's own ``SFTConfig`` fields and ``lora:`` peft's ``LoraConfig`` fields, passed through
 unchanged: a misspelt key is an error naming the file and the key, not a silently ignored
 setting. ``resolve_auto`` turns every ``auto``/``null`` that depends on the machine into a
-concrete value, and the result is written to ``runs/NAME/config.yaml``.
+concrete value (the micro-batch is sized later, by ``sft.sizing``), and the result is written
+to ``runs/NAME/config.yaml``.
 """
 
 from __future__ import annotations
@@ -15,66 +16,37 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from curate.config import check_keys, merge, parse_set, read_yaml, shipped_names
 from curate.errors import CurateError
+
+__all__ = ["build_config", "load_yaml", "parse_set", "resolve_auto", "validate", "shipped_recipes"]
 
 RECIPES = Path(__file__).parent / "recipes"
 DEFAULT_RECIPE = RECIPES / "default.yaml"
 TOP_LEVEL = {
-    "model", "quantization", "compute_dtype", "attn_implementation", "eval_split", "eval_file",
-    "strict", "lora", "sft", "baseline",
+    "model", "method", "quantization", "compute_dtype", "attn_implementation", "eval_split", "eval_file",
+    "strict", "lora", "sft", "baseline", "batch_size", "memory_budget_gb", "hft",
 }
-QUANTIZATIONS = ("nf4", "none")
+METHODS = ("lora", "qlora", "full", "hft")
+QUANTIZATIONS = ("auto", "nf4", "none")
 DTYPES = ("auto", "bfloat16", "float32", "float16")
+HFT_FIELDS = ("round_steps", "seed")
 # Set by `curate train` itself; a recipe that sets them would be overwritten, so say so instead.
 OWNED_SFT_FIELDS = {"output_dir", "dataset_text_field", "dataset_kwargs", "remove_unused_columns"}
 
 
+def is_adapter(method: str) -> bool:
+    """lora and qlora train adapters; full and hft train the model's own weights."""
+    return method in ("lora", "qlora")
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        candidate = RECIPES / f"{path.name}.yaml"
-        if candidate.exists():  # `--config quick` names a shipped recipe
-            path = candidate
-        else:
-            raise CurateError(f"{path}: no such recipe (shipped: {', '.join(shipped_recipes())})")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise CurateError(f"{path}: not valid YAML ({err})") from None
-    if not isinstance(data, dict):
-        raise CurateError(f"{path}: a recipe is a YAML mapping, got {type(data).__name__}")
-    return data
+    """A recipe file, or a shipped recipe by name (``--config quick``)."""
+    return read_yaml(path, RECIPES)[0]
 
 
 def shipped_recipes() -> list[str]:
-    return sorted(p.stem for p in RECIPES.glob("*.yaml"))
-
-
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    merged = copy.deepcopy(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def parse_set(assignments: list[str]) -> dict[str, Any]:
-    """``["sft.learning_rate=1e-4", "lora.r=8"]`` -> nested dict; values parsed as YAML scalars."""
-    result: dict[str, Any] = {}
-    for item in assignments:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise CurateError(f"--set {item!r}: expected KEY=VALUE, e.g. sft.learning_rate=1e-4")
-        node = result
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(raw) if raw else None
-    return result
+    return shipped_names(RECIPES)
 
 
 def sft_field_names() -> set[str]:
@@ -89,47 +61,48 @@ def lora_field_names() -> set[str]:
     return {f.name for f in dataclasses.fields(LoraConfig) if f.init}
 
 
+def _check_choice(config: dict[str, Any], key: str, choices: tuple, source: str) -> None:
+    if key in config and config[key] not in choices:
+        raise CurateError(f"{source}: {key} must be one of {', '.join(map(str, choices))}, got {config[key]!r}")
+
+
 def validate(config: dict[str, Any], source: str) -> None:
-    """Raise CurateError naming ``source`` and the first key that is not a known field."""
-    for key in config:
-        if key not in TOP_LEVEL:
-            raise CurateError(f"{source}: unknown key '{key}' (allowed: {', '.join(sorted(TOP_LEVEL))})")
-    if config.get("quantization", "nf4") not in QUANTIZATIONS:
-        raise CurateError(f"{source}: quantization must be one of {QUANTIZATIONS}, got {config['quantization']!r}")
-    if config.get("compute_dtype", "auto") not in DTYPES:
-        raise CurateError(f"{source}: compute_dtype must be one of {DTYPES}, got {config['compute_dtype']!r}")
-    if config.get("baseline") not in (None, "tutorial"):
-        raise CurateError(f"{source}: baseline can only be 'tutorial', got {config['baseline']!r}")
+    """Raise CurateError naming ``source`` and the first key or value that is not allowed."""
+    check_keys(config, TOP_LEVEL, source)
+    _check_choice(config, "method", METHODS, source)
+    _check_choice(config, "quantization", QUANTIZATIONS, source)
+    _check_choice(config, "compute_dtype", DTYPES, source)
+    _check_choice(config, "baseline", (None, "tutorial"), source)
     split = config.get("eval_split", 0.0)
     if not isinstance(split, (int, float)) or not 0 <= split < 1:
         raise CurateError(f"{source}: eval_split must be a number in [0, 1), got {split!r}")
-    sft = config.get("sft") or {}
-    lora = config.get("lora") or {}
-    if not isinstance(sft, dict) or not isinstance(lora, dict):
-        raise CurateError(f"{source}: 'sft' and 'lora' are mappings of field: value")
+    batch = config.get("batch_size", 1)
+    if not isinstance(batch, int) or batch < 1:
+        raise CurateError(f"{source}: batch_size must be a positive integer, got {batch!r}")
+    sft, lora, hft = config.get("sft") or {}, config.get("lora") or {}, config.get("hft") or {}
+    if not all(isinstance(part, dict) for part in (sft, lora, hft)):
+        raise CurateError(f"{source}: 'sft', 'lora' and 'hft' are mappings of field: value")
     known = sft_field_names()
-    for key in sft:
+    for key in sft:  # SFTConfig has ~200 fields: name the class instead of listing them all
         if key not in known:
             raise CurateError(f"{source}: sft.{key} is not a field of trl.SFTConfig (see `python -m trl sft --help`)")
         if key in OWNED_SFT_FIELDS:
             raise CurateError(f"{source}: sft.{key} is set by `curate train` itself; remove it from the recipe")
-    known = lora_field_names()
-    for key in lora:
-        if key not in known:
-            raise CurateError(f"{source}: lora.{key} is not a field of peft.LoraConfig")
+    check_keys(lora, lora_field_names(), source, prefix="lora.")
+    check_keys(hft, HFT_FIELDS, source, prefix="hft.")
 
 
 def build_config(recipe: str | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Defaults, then the recipe, then flag overrides; each layer validated where it came from."""
-    config = load_yaml(DEFAULT_RECIPE)
-    validate(config, str(DEFAULT_RECIPE))
+    config, source = read_yaml(DEFAULT_RECIPE)
+    validate(config, source)
     if recipe:
-        layer = load_yaml(recipe)
-        validate(layer, str(recipe))
-        config = _merge(config, layer)
+        layer, source = read_yaml(recipe, RECIPES)
+        validate(layer, source)
+        config = merge(config, layer)
     if overrides:
         validate(overrides, "flags")
-        config = _merge(config, overrides)
+        config = merge(config, overrides)
     return config
 
 
@@ -142,15 +115,44 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def resolve_auto(config: dict[str, Any], on_cuda: bool, flash_available: bool) -> dict[str, Any]:
-    """Replace every machine-dependent ``auto``/``null`` with the value this run will use."""
+def cuda_has_bf16() -> bool:
+    """Native bf16 on this GPU (Ampere or newer); V100/T4 only emulate it, slowly."""
     import torch
 
+    try:
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # older torch without the argument
+        return torch.cuda.get_device_capability()[0] >= 8
+
+
+def resolve_quantization(config: dict[str, Any], on_cuda: bool) -> tuple[str, str | None]:
+    """nf4 or none for this method and machine, and the one-line reason when chosen automatically."""
+    method, quantization = config.get("method", "lora"), config.get("quantization", "auto")
+    if method == "qlora":
+        if quantization == "none":
+            raise CurateError("method qlora quantizes the base to nf4; quantization=none contradicts it")
+        return "nf4", None
+    if method in ("full", "hft"):
+        if quantization == "nf4":
+            raise CurateError(f"method {method} trains every weight; a 4-bit base cannot be trained (drop quantization)")
+        return "none", None
+    if quantization != "auto":
+        return quantization, None
+    if on_cuda:
+        return "nf4", "quantization: nf4 (QLoRA) on GPU: 4-bit base weights leave the memory to activations"
+    return "none", ("quantization: none (16-bit LoRA) on CPU: 4-bit weights are de-quantized at every matmul "
+                    "there (about 3x slower per step) and a CPU has the memory a small model needs")
+
+
+def resolve_auto(config: dict[str, Any], on_cuda: bool, flash_available: bool) -> dict[str, Any]:
+    """Replace every machine-dependent ``auto``/``null`` with the value this run will use."""
     config = copy.deepcopy(config)
     sft = config["sft"]
+    config.setdefault("method", "lora")
+    config["quantization"] = resolve_quantization(config, on_cuda)[0]
     if config["compute_dtype"] == "auto":
         if on_cuda:
-            config["compute_dtype"] = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+            config["compute_dtype"] = "bfloat16" if cuda_has_bf16() else "float16"
         else:
             config["compute_dtype"] = "bfloat16" if cpu_has_bf16() else "float32"
     if config["attn_implementation"] == "auto":
@@ -160,8 +162,8 @@ def resolve_auto(config: dict[str, Any], on_cuda: bool, flash_available: bool) -
         sft["bf16"] = dtype == "bfloat16"
     if sft.get("fp16") is None:
         sft["fp16"] = dtype == "float16"
-    if sft.get("activation_checkpointing") is None and sft.get("gradient_checkpointing") is None:
-        sft["activation_checkpointing"] = on_cuda
+    if sft.get("gradient_checkpointing") is not None and sft.get("activation_checkpointing") is None:
+        sft["activation_checkpointing"] = sft.pop("gradient_checkpointing")
     if not on_cuda:
         sft["use_cpu"] = True
     return config

@@ -134,6 +134,10 @@ def load_model(base: str, quantization: str, compute_dtype: str, attn_implementa
     }
     if quantization == "nf4":
         kwargs["quantization_config"] = quantization_config(compute_dtype)
+    if attn_implementation == "curate_documents":
+        from sft.packing import register_document_attention
+
+        register_document_attention()
     try:
         return AutoModelForCausalLM.from_pretrained(base, **kwargs)
     except ImportError as err:
@@ -145,12 +149,26 @@ def load_model(base: str, quantization: str, compute_dtype: str, attn_implementa
 
 
 def lora_config(fields: dict[str, Any]):
-    from peft import LoraConfig
+    from sft.methods import lora_config as build
 
-    return LoraConfig(**fields)
+    return build(fields)
 
 
-def flash_attention_available() -> bool:
-    import importlib.util
+def flash_attention_available() -> tuple[bool, str | None]:
+    """FlashAttention 2 usable here: transformers' own check (a working, matching build) and an Ampere+ GPU.
 
-    return importlib.util.find_spec("flash_attn") is not None
+    Returns ``(available, why_not)``; ``why_not`` is a one-line notice when CUDA is there but FlashAttention is not.
+    """
+    import torch
+    from transformers.utils import is_flash_attn_2_available
+
+    if not torch.cuda.is_available():
+        return False, None
+    major, minor = torch.cuda.get_device_capability()
+    if major < 8:
+        return False, (f"attention: sdpa, not FlashAttention 2: this GPU has compute capability {major}.{minor} "
+                       "and FlashAttention 2 needs 8.0 (Ampere) or newer")
+    if not is_flash_attn_2_available():
+        return False, ("attention: sdpa, not FlashAttention 2: flash-attn is not installed, or its build does not "
+                       "match this torch/CUDA (`pip install flash-attn --no-build-isolation`)")
+    return True, None

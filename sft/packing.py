@@ -1,15 +1,18 @@
-"""Packing that cannot leak: samples packed into one row never attend to each other.
+"""Packing that cannot leak, without a dense mask: packed samples never attend to each other.
 
-Packing several short samples into one row removes padding, but with a plain causal mask
-each sample also attends to the samples before it in the row, so the model trains on
-contexts it will never see (on CPU and any non-FlashAttention backend). So:
+Packing several short samples into one row removes padding, but with a plain causal mask each
+sample also attends to the samples before it, so the model trains on contexts it never sees.
+Two ways keep them apart, neither of which builds an ``L x L`` mask or keeps every layer's
+attention probabilities:
 
-- FlashAttention (GPU): TRL's own padding-free path (``padding_free=True``, ``cu_seq_lens``)
-  keeps samples apart in the kernel.
-- SDPA / eager: ``BlockDiagonalCollator`` builds the mask itself: a [batch, 1, L, L]
-  causal mask that is block-diagonal over the samples of a row, and position ids that
-  restart at 0 for every sample, so each sample's logits equal those of the sample alone.
-- Anything else: packing off, with a one-line notice, and length-grouped batches instead.
+- FlashAttention (GPU): TRL's padding-free path (``padding_free=True``, ``cu_seq_lens``).
+- Everywhere else (CPU, GPUs without FlashAttention): ``PackedCollator`` concatenates the
+  micro-batch into one row without padding, with position ids that restart at 0 for every sample,
+  and the ``curate_documents`` attention (registered with transformers) runs causal SDPA once
+  per sample of that row. Causal SDPA with no mask takes PyTorch's flash kernel on CPU, which
+  keeps only a log-sum-exp per query for the backward pass.
+
+Measured against the dense block-diagonal mask this replaced: bench/results/train.md.
 """
 
 from __future__ import annotations
@@ -18,12 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 
 IGNORE_INDEX = -100
-BLOCK_DIAGONAL_ATTENTION = ("sdpa", "eager")
+DOCUMENT_ATTENTION = "curate_documents"
 
 
 @dataclass
 class PackingPlan:
-    mode: str  # "varlen" (FlashAttention), "block_diagonal" (our mask), "off"
+    mode: str  # "varlen" (FlashAttention), "documents" (per-sample SDPA over one row), "off"
     notice: str | None = None
 
     @property
@@ -41,99 +44,97 @@ def plan_packing(requested: bool, attn_implementation: str) -> PackingPlan:
         return PackingPlan("off")
     if is_flash(attn_implementation):
         return PackingPlan("varlen")
-    if attn_implementation in BLOCK_DIAGONAL_ATTENTION:
-        return PackingPlan("block_diagonal")
+    if attn_implementation in ("sdpa", "eager", DOCUMENT_ATTENTION):
+        return PackingPlan("documents")
     return PackingPlan(
         "off",
         f"packing off: attention '{attn_implementation}' cannot keep packed samples apart here "
-        "(use sdpa, eager or flash_attention_2); batching by length instead",
+        "(use sdpa or flash_attention_2); batching by length instead",
     )
 
 
-def segment_ids(lengths: list[int], total: int):
-    """Sample index of every position of a row; -1 for padding after the last sample."""
+def _no_mask(*args: Any, **kwargs: Any) -> None:
+    """The documents are separated inside the attention function, so transformers builds no mask."""
+    return None
+
+
+def document_attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any,
+                       dropout: float = 0.0, scaling: float | None = None, doc_lengths: Any = None,
+                       **kwargs: Any) -> tuple[Any, None]:
+    """Causal SDPA separately over each sample of a packed row (query ``[B, H, L, D]``)."""
     import torch
+    import torch.nn.functional as F
 
-    ids = torch.full((total,), -1, dtype=torch.long)
-    start = 0
-    for index, length in enumerate(lengths):
-        ids[start:start + length] = index
-        start += length
-    return ids
+    groups = query.shape[1] // key.shape[1]
+    if groups > 1:  # grouped-query attention: each key/value head serves `groups` query heads
+        key = key.repeat_interleave(groups, dim=1)
+        value = value.repeat_interleave(groups, dim=1)
+    length = query.shape[2]
+    bounds = [int(n) for n in doc_lengths.tolist()] if doc_lengths is not None else [length]
+    if query.shape[0] != 1 and doc_lengths is not None:
+        raise ValueError("document attention expects one packed row per micro-batch")
+    outputs, start = [], 0
+    for size in bounds:
+        end = start + size
+        outputs.append(F.scaled_dot_product_attention(
+            query[:, :, start:end], key[:, :, start:end], value[:, :, start:end],
+            is_causal=True, dropout_p=dropout if module.training else 0.0, scale=scaling))
+        start = end
+    if start < length:  # never happens with PackedCollator; keeps shapes right for a short doc list
+        outputs.append(F.scaled_dot_product_attention(query[:, :, start:], key[:, :, start:], value[:, :, start:],
+                                                      is_causal=True, scale=scaling))
+    output = torch.cat(outputs, dim=2) if len(outputs) > 1 else outputs[0]
+    return output.transpose(1, 2).contiguous(), None
 
 
-def position_ids_for(lengths: list[int], total: int):
-    """Positions restart at 0 for every sample: RoPE then sees exactly what it sees for the sample alone."""
-    import torch
+def register_document_attention() -> str:
+    """Make ``attn_implementation="curate_documents"`` known to transformers; returns the name."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface
 
-    positions = torch.zeros(total, dtype=torch.long)
-    start = 0
-    for length in lengths:
-        positions[start:start + length] = torch.arange(length)
-        start += length
-    if start < total:  # padding keeps counting, so it never looks like a new sample
-        positions[start:] = torch.arange(total - start)
-    return positions
-
-
-def block_diagonal_mask(segments, additive_dtype=None):
-    """[B, 1, L, L] mask: causal, and only within a sample. Padding attends to itself (finite softmax).
-
-    Boolean (True = attend) for SDPA; with ``additive_dtype``, 0 / -inf-like floats for eager attention,
-    which adds the mask to the scores.
-    """
-    import torch
-
-    length = segments.shape[-1]
-    causal = torch.ones(length, length, dtype=torch.bool).tril()
-    same = segments[:, :, None] == segments[:, None, :]
-    mask = (same & causal)[:, None]
-    if additive_dtype is None:
-        return mask
-    additive = torch.zeros(mask.shape, dtype=additive_dtype)
-    return additive.masked_fill(~mask, torch.finfo(additive_dtype).min)
+    AttentionInterface.register(DOCUMENT_ATTENTION, document_attention)
+    AttentionMaskInterface.register(DOCUMENT_ATTENTION, _no_mask)
+    return DOCUMENT_ATTENTION
 
 
 @dataclass
-class BlockDiagonalCollator:
-    """Collates packed rows (``input_ids``, ``labels``, ``seq_lengths``) or plain samples for SDPA/eager.
+class PackedCollator:
+    """Packed rows (``input_ids``, ``labels``, ``seq_lengths``) or plain samples -> one row, no padding.
 
-    Rows stay separate (no flattening of the batch into one long row), so attention costs
-    B * L^2, not (B * L)^2. ``num_real_tokens`` (non-padding) is popped by the trainer for tokens/s.
+    Returns ``input_ids``/``labels``/``position_ids`` of shape ``[1, N]``, ``shift_labels`` (what
+    each position predicts; -100 where the next token starts another sample), ``doc_lengths`` for
+    the attention, and ``num_real_tokens`` (popped by the trainer for tokens/s).
     """
 
     pad_token_id: int
-    eager: bool = False
-    pad_to_multiple_of: int | None = None
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
 
-        longest = max(len(example["input_ids"]) for example in examples)
-        if self.pad_to_multiple_of:
-            longest = -(-longest // self.pad_to_multiple_of) * self.pad_to_multiple_of
-        batch = len(examples)
-        input_ids = torch.full((batch, longest), self.pad_token_id, dtype=torch.long)
-        labels = torch.full((batch, longest), IGNORE_INDEX, dtype=torch.long)
-        positions = torch.zeros((batch, longest), dtype=torch.long)
-        segments = torch.full((batch, longest), -1, dtype=torch.long)
-        real = 0
-        for row, example in enumerate(examples):
-            ids = example["input_ids"]
-            lengths = list(example.get("seq_lengths") or [len(ids)])
-            size = len(ids)
-            real += size
-            input_ids[row, :size] = torch.tensor(ids)
-            labels[row, :size] = torch.tensor(example["labels"])
-            positions[row] = position_ids_for(lengths, longest)
-            segments[row] = segment_ids(lengths, longest)
-            # The label at a sample's first token would be predicted from the previous sample's last token.
-            labels[row][positions[row] == 0] = IGNORE_INDEX
-        mask = block_diagonal_mask(segments, torch.float32 if self.eager else None)
+        ids: list[int] = []
+        labels: list[int] = []
+        positions: list[int] = []
+        lengths: list[int] = []
+        for example in examples:
+            row_ids, row_labels = list(example["input_ids"]), list(example["labels"])
+            start = 0
+            for size in list(example.get("seq_lengths") or [len(row_ids)]):
+                sample_labels = row_labels[start:start + size]
+                # The first token of a sample is never predicted from the previous sample.
+                labels.extend([IGNORE_INDEX] + sample_labels[1:])
+                ids.extend(row_ids[start:start + size])
+                positions.extend(range(size))
+                lengths.append(size)
+                start += size
+        input_ids = torch.tensor([ids], dtype=torch.long)
+        label_tensor = torch.tensor([labels], dtype=torch.long)
+        shifted = torch.full_like(label_tensor, IGNORE_INDEX)
+        shifted[0, :-1] = label_tensor[0, 1:]  # a sample start's label is -100, so no cross-sample target
         return {
             "input_ids": input_ids,
-            "labels": labels,
-            "position_ids": positions,
-            "attention_mask": mask,
-            "num_real_tokens": torch.tensor(real),
+            "labels": label_tensor,
+            "shift_labels": shifted,
+            "position_ids": torch.tensor([positions], dtype=torch.long),
+            "doc_lengths": torch.tensor(lengths, dtype=torch.long),
+            "num_real_tokens": torch.tensor(len(ids)),
         }

@@ -6,7 +6,12 @@
 - the end-of-turn token is in the labels of every rendered sample (else the model never
   learns to stop), and how many lose it to truncation;
 - the chat template used to render is the one saved with the run (checked again after
-  saving, and by `curate chat` before it generates).
+  saving, and by `curate chat` before it generates);
+- every record's roles are in order (an optional system turn, then user and assistant turns
+  alternating from a user turn, ending on an assistant turn): the others are counted and dropped,
+  or an error with ``--strict``;
+- an eval set too small to measure anything (under 32 records or 1,000 trainable tokens) is a
+  warning that names the numbers.
 """
 
 from __future__ import annotations
@@ -32,11 +37,60 @@ class PreflightReport:
     lost_end_of_turn: int = 0
     lost_end_of_turn_example: str | None = None
     tokens: int = 0
+    dropped_roles_out_of_order: int = 0
     trainable_tokens: int = 0
     lengths: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+MIN_EVAL_RECORDS = 32
+MIN_EVAL_TOKENS = 1000
+
+
+def roles_in_order(messages: Sequence[dict[str, Any]]) -> str | None:
+    """None when the turns are in order, else what is wrong, in a few words."""
+    roles = [m.get("role") for m in messages]
+    if roles and roles[0] == "system":
+        roles = roles[1:]
+    if not roles:
+        return "no user or assistant turn"
+    if roles[-1] != "assistant":
+        return f"ends on a {roles[-1]} turn"
+    for index, role in enumerate(roles):
+        expected = "user" if index % 2 == 0 else "assistant"
+        if role != expected:
+            return f"turn {index + 1} is {role}, expected {expected}"
+    return None
+
+
+def check_roles(records: Sequence[dict[str, Any]], strict: bool, split: str = "train",
+                say: Callable[[str], None] = print) -> tuple[list[dict[str, Any]], int]:
+    """Records whose roles are in order, and how many were dropped (an error with ``strict``)."""
+    kept, bad, example = [], 0, None
+    for record in records:
+        problem = roles_in_order(record.get("messages") or [])
+        if problem is None:
+            kept.append(record)
+            continue
+        bad += 1
+        example = example or f"record {record.get('id', '?')}: {problem}"
+    if bad:
+        line = f"{split}: {bad} of {len(records)} records have their roles out of order (e.g. {example})"
+        if strict:
+            raise CurateError(line + "; fix them or leave out --strict to drop them")
+        say(f"preflight {line}: dropped")
+    return kept, bad
+
+
+def small_eval_warning(records: int, trainable_tokens: int) -> str | None:
+    """A warning when the eval loss would rest on too little to mean anything."""
+    if records >= MIN_EVAL_RECORDS and trainable_tokens >= MIN_EVAL_TOKENS:
+        return None
+    return (f"warning: the eval set has {records} records and {trainable_tokens:,} trainable tokens (below "
+            f"{MIN_EVAL_RECORDS} records / {MIN_EVAL_TOKENS:,} tokens): its loss is noise; give --eval-file "
+            "or a larger --eval-split")
 
 
 def _percentile(sorted_values: Sequence[int], q: float) -> int:

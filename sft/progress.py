@@ -1,7 +1,8 @@
 """What a run shows and leaves behind: progress bar, metrics.json, loss curve, Ctrl-C checkpoint.
 
 ``RunMonitor`` is a transformers ``TrainerCallback``. It shows one progress line with the
-loss and the real (non-padding) tokens per second, records every logged train/eval loss,
+loss of the step just finished (updated when that step's log arrives, so it is never one step
+late), the real (non-padding) tokens per second and an ETA from this process's seconds per step, records every logged train/eval loss,
 samples peak memory (CUDA allocator, or the process RSS on CPU), and turns the first Ctrl-C
 into "finish this step, save a checkpoint, stop"; a second Ctrl-C aborts at once.
 """
@@ -48,7 +49,8 @@ class MemorySampler:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=1)
+        if self._thread.is_alive():
+            self._thread.join(timeout=1)
 
 
 class RunMonitor(TrainerCallback):
@@ -70,6 +72,9 @@ class RunMonitor(TrainerCallback):
         self._task: Any = None
         self._last_loss: float | None = None
         self._plain_every = 0
+        self._loss_step = 0
+        self._steps_here = 0
+        self._max_steps = 0
         self.tokens_at_start = 0
 
     # Ctrl-C -------------------------------------------------------------------------------------
@@ -84,19 +89,20 @@ class RunMonitor(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         self.wall_start = time.perf_counter()
         self.tokens_at_start = self.real_tokens()
+        self._max_steps = state.max_steps
         self._memory.start()
         if threading.current_thread() is threading.main_thread():
             self._previous_handler = signal.signal(signal.SIGINT, self._on_sigint)
         if self.show_progress and state.is_world_process_zero:
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
             console = Console(stderr=True)
             if not console.is_terminal:  # a log file: plain lines, about 20 per run, instead of a bar
                 self._plain_every = max(1, state.max_steps // 20)
                 return
             self._progress = Progress(
-                TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                TextColumn("train"), BarColumn(), MofNCompleteColumn(),
                 TextColumn("{task.fields[status]}"), transient=False, console=console,
             )
             self._progress.start()
@@ -108,31 +114,46 @@ class RunMonitor(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         self.step_seconds += time.perf_counter() - self._step_start
+        self._steps_here += 1
         if self._progress is not None:
-            self._progress.update(self._task, completed=state.global_step, status=self._status())
-        elif self._plain_every and (state.global_step % self._plain_every == 0 or state.global_step == state.max_steps):
-            print(f"step {state.global_step}/{state.max_steps}  {self._status()}", file=sys.stderr, flush=True)
+            self._progress.update(self._task, completed=state.global_step)
         if self.interrupted:
             control.should_save = True
             control.should_training_stop = True
         return control
 
-    def _status(self) -> str:
+    def eta_seconds(self, step: int) -> float | None:
+        if not self._steps_here:
+            return None
+        return self.step_seconds / self._steps_here * max(0, self._max_steps - step)
+
+    def status(self, step: int) -> str:
         parts = []
         if self._last_loss is not None:
-            parts.append(f"loss {self._last_loss:.4f}")
+            parts.append(f"loss {self._last_loss:.4f} (step {self._loss_step})")
         parts.append(f"{self.tokens_per_second():,.0f} tok/s")
+        eta = self.eta_seconds(step)
+        if eta is not None:
+            parts.append(f"ETA {int(eta // 3600)}:{int(eta % 3600 // 60):02d}:{int(eta % 60):02d}")
         return "  ".join(parts)
+
+    def _show(self, step: int) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=step, status=self.status(step))
+        elif self._plain_every and (step % self._plain_every == 0 or step == self._max_steps):
+            print(f"step {step}/{self._max_steps}  {self.status(step)}", file=sys.stderr, flush=True)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
         if "loss" in logs:
             self._last_loss = float(logs["loss"])
+            self._loss_step = state.global_step
             self.train_log.append({
                 "step": state.global_step, "loss": float(logs["loss"]),
                 "learning_rate": float(logs.get("learning_rate", 0.0)),
                 "tokens_seen": self.real_tokens(), "epoch": state.epoch,
             })
+            self._show(state.global_step)
         if "eval_loss" in logs:
             self.eval_log.append({"step": state.global_step, "loss": float(logs["eval_loss"]), "epoch": state.epoch})
             line = f"step {state.global_step}: eval loss {logs['eval_loss']:.4f}"
@@ -143,12 +164,17 @@ class RunMonitor(TrainerCallback):
 
     def on_train_end(self, args, state, control, **kwargs):
         self.wall_seconds = time.perf_counter() - self.wall_start
+        if self._progress is not None:
+            self._progress.update(self._task, completed=state.global_step, status=self.status(state.global_step))
+        self.close()
+
+    def close(self) -> None:
+        """Stop sampling memory and give Ctrl-C back; safe to call twice (train() calls it in a finally)."""
         self._memory.stop()
         if self._previous_handler is not None:
             signal.signal(signal.SIGINT, self._previous_handler)
             self._previous_handler = None
         if self._progress is not None:
-            self._progress.update(self._task, completed=state.global_step, status=self._status())
             self._progress.stop()
             self._progress = None
 

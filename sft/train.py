@@ -1,19 +1,22 @@
-"""`curate train`: LoRA/QLoRA SFT of a chat model on curated records, with TRL's SFTTrainer.
+"""`curate train`: SFT of a chat model on curated records with TRL's SFTTrainer (LoRA, QLoRA, full, HFT).
 
-    curate train curated.jsonl --out runs/NAME [--model PATH_OR_ID] [--config RECIPE] [--set sft.FIELD=VALUE]
+    curate train curated.jsonl --out runs/NAME [--model PATH_OR_ID] [--method lora|qlora|full|hft]
+                 [--config RECIPE] [--set sft.FIELD=VALUE]
 
-Order of work: read records -> split eval -> render with the model's chat template (loss on
-assistant turns and their end-of-turn token only) -> preflight (fails before any step) ->
-load the base (nf4 for QLoRA) -> train -> save adapter, tokenizer, config.yaml,
-metrics.json, loss_curve.png atomically into runs/NAME/ (and ``merged/`` with ``--merge``).
+Order of work, so that mistakes fail in seconds and nothing is loaded twice:
+resolve the recipe for this machine -> size the run to its memory (``sft.sizing``; a pinned value
+that cannot fit fails here) -> read, split, render and preflight the records (``sft.data``) ->
+build the training arguments (this starts the process group under ``accelerate launch``) ->
+load the base (nf4 for QLoRA) -> train (``sft.trainer``: chunked loss; ``sft.packing``:
+per-sample attention) -> commit adapter or model, tokenizer, config.yaml, metrics.json and
+loss_curve.png as one output set into runs/NAME/ (``sft.rundir``), and ``merged/`` with ``--merge``.
 """
 
 from __future__ import annotations
 
-import math
-import random
+import importlib.util
+import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,18 +26,21 @@ from typing import Any
 import yaml
 
 from curate.errors import CurateError
-from curate.lm.render import Rendered, chat_template_of, end_of_turn_token, render_records, template_hash
+from curate.lm.render import template_hash
 from curate.records.jsonl import atomic_writer, write_json
-from curate.records.sources import open_records
 from curate.runs.commit import commit_files
 from curate.runs.evidence import TrainRun
 from curate.runs.lock import locks_output
 from sft import config as cfg
-from sft.packing import BlockDiagonalCollator, plan_packing
-from sft.preflight import check_samples, check_template_saved
+from sft import rundir
+from sft.data import dataset, prepare, read_split, split_eval  # noqa: F401  (split_eval: old import path)
+from sft.packing import DOCUMENT_ATTENTION, PackedCollator, plan_packing
+from sft.preflight import check_template_saved
+from sft.sizing import ModelShape, plan_batch, this_machine
 
 TESTED_TRL = "1.16.0"
 RUN_FILES = ("adapter_config.json", "adapter_model.safetensors")
+LEARNING_RATES = {"lora": 2e-4, "qlora": 2e-4, "full": 2e-5, "hft": 2e-5}
 
 
 @dataclass
@@ -44,52 +50,26 @@ class TrainResult:
     interrupted: bool
     metrics: dict[str, Any]
     notices: list[str] = field(default_factory=list)
-    model: Any = None  # the trained PeftModel, for callers that go on using it (tests, notebooks)
+    model: Any = None  # the trained model (PeftModel for adapters), for callers that go on using it
 
 
-def split_eval(records: list[dict[str, Any]], fraction: float, seed: int) -> tuple[list, list]:
-    """A deterministic held-out split (same seed, same records -> same split)."""
-    if fraction <= 0 or len(records) < 2:
-        return records, []
-    order = list(range(len(records)))
-    random.Random(seed).shuffle(order)
-    count = min(len(records) - 1, max(1, math.ceil(len(records) * fraction)))
-    held = set(order[:count])
-    return [r for i, r in enumerate(records) if i not in held], [r for i, r in enumerate(records) if i in held]
-
-
-def _label_everything(samples: list[Rendered]) -> list[Rendered]:
-    """The tutorial baseline: loss on every token, prompt included."""
-    return [Rendered(s.record_id, s.input_ids, list(s.input_ids)) for s in samples]
-
-
-def _dataset(samples: list[Rendered]):
-    from datasets import Dataset
-
-    return Dataset.from_dict({"input_ids": [s.input_ids for s in samples], "labels": [s.labels for s in samples]})
-
-
-def _check_out_dir(out: Path, resume: bool, overwrite: bool) -> None:
-    if resume and overwrite:
-        raise CurateError("--resume and --overwrite contradict each other: pick one")
-    if overwrite and out.exists():
-        if not (out / "config.yaml").exists() and not (out / "checkpoints").exists() and any(out.iterdir()):
-            raise CurateError(f"{out} holds files that are not a curate run; not deleting them")
-        shutil.rmtree(out)
-        return
-    if resume:
-        if not (out / "checkpoints").is_dir():
-            raise CurateError(f"{out}: nothing to resume (no checkpoints/ folder); start without --resume")
-        return
-    if out.exists() and any(out.iterdir()):
-        raise CurateError(f"{out} already holds a run; use --resume to continue it or pick another --out")
+def build_run_config(recipe: str | None, overrides: dict[str, Any], out: Path, resume: bool) -> dict[str, Any]:
+    if resume and (out / "config.yaml").exists():
+        base = yaml.safe_load((out / "config.yaml").read_text())
+        base.pop("run", None)
+        cfg.validate(base, str(out / "config.yaml"))
+        if overrides:
+            cfg.validate(overrides, "flags")
+            base = cfg.merge(base, overrides)
+        return base
+    return cfg.build_config(recipe, overrides)
 
 
 def _versions() -> dict[str, str]:
     import importlib.metadata as md
 
     versions = {}
-    for name in ("trl", "transformers", "peft", "bitsandbytes", "torch", "accelerate", "datasets"):
+    for name in ("trl", "transformers", "peft", "bitsandbytes", "torch", "accelerate", "datasets", "liger-kernel"):
         try:
             versions[name] = md.version(name)
         except md.PackageNotFoundError:
@@ -97,21 +77,224 @@ def _versions() -> dict[str, str]:
     return versions
 
 
-def _resumed_config(out: Path) -> dict[str, Any]:
-    saved = yaml.safe_load((out / "config.yaml").read_text())
-    saved.pop("run", None)
-    return saved
+def _check_launch(on_cuda: bool, config: dict[str, Any]) -> None:
+    """Setups that would fail deep inside TRL/accelerate, as one line each."""
+    import torch
+
+    from sft import modeling
+
+    if on_cuda and torch.cuda.device_count() > 1 and "WORLD_SIZE" not in os.environ:
+        raise CurateError(
+            f"{torch.cuda.device_count()} GPUs are visible but this is one process (TRL refuses nn.DataParallel): "
+            "use `accelerate launch --config_file sft/accelerate/ddp.yaml .venv/bin/curate train ...`, or pick one "
+            "GPU with CUDA_VISIBLE_DEVICES=0")
+    fsdp2 = os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true" and os.environ.get("FSDP_VERSION", "2") == "2"
+    if fsdp2 and config["quantization"] == "nf4":
+        raise CurateError("QLoRA under FSDP2 is not supported upstream (accelerate #3874): use "
+                          "sft/accelerate/zero3.yaml (DeepSpeed ZeRO-3) or ddp.yaml, or --method lora")
+    if modeling.using_sharding() and config["method"] == "hft":
+        raise CurateError("method hft toggles requires_grad per round, which sharded (FSDP/ZeRO-3) parameters "
+                          "do not allow: use ddp.yaml or one GPU")
 
 
-def build_run_config(recipe: str | None, overrides: dict[str, Any], out: Path, resume: bool) -> dict[str, Any]:
-    if resume and (out / "config.yaml").exists():
-        base = _resumed_config(out)
-        cfg.validate(base, str(out / "config.yaml"))
-        if overrides:
-            cfg.validate(overrides, "flags")
-            base = cfg._merge(base, overrides)
-        return base
-    return cfg.build_config(recipe, overrides)
+def resolve(config: dict[str, Any], on_cuda: bool) -> tuple[dict[str, Any], list[str]]:
+    """Machine-dependent values (device, dtype, attention, quantization, learning rate) and why."""
+    from sft import modeling
+
+    notices: list[str] = []
+    flash, why_not = modeling.flash_attention_available()
+    if why_not and config.get("attn_implementation") == "auto":
+        notices.append(why_not)
+    why = cfg.resolve_quantization(config, on_cuda)[1]
+    if why:
+        notices.append(why)
+    config = cfg.resolve_auto(config, on_cuda, flash)
+    sft = config["sft"]
+    if sft.get("learning_rate") in (None, "auto"):
+        sft["learning_rate"] = LEARNING_RATES[config["method"]]
+    if on_cuda and importlib.util.find_spec("liger_kernel") and sft.get("use_liger_kernel") is None:
+        sft["use_liger_kernel"] = True  # fused RMSNorm/RoPE/SwiGLU kernels (TRL passes it to transformers)
+    if not cfg.is_adapter(config["method"]):
+        config["lora"] = {}
+    return config, notices
+
+
+def size_run(config: dict[str, Any], base: str, on_cuda: bool) -> dict[str, Any]:
+    """Micro-batch, accumulation and checkpointing for this machine, written into ``config['sft']``."""
+    from transformers import AutoConfig
+
+    sft = config["sft"]
+    if config.get("baseline") == "tutorial":  # the baseline runs as tutorials run it: no sizing
+        sft["activation_checkpointing"] = bool(sft.get("activation_checkpointing"))
+        return {"reason": "tutorial baseline: batch as pinned by the recipe, not sized"}
+    shape = ModelShape.from_config(AutoConfig.from_pretrained(base))
+    machine = this_machine(on_cuda, config.get("memory_budget_gb"))
+    pinned = sft.get("per_device_train_batch_size")
+    ckpt = sft.get("activation_checkpointing")
+    plan = plan_batch(machine, shape, max_length=int(sft.get("max_length") or 1024),
+                      batch_size=int(config.get("batch_size") or 8), method=config["method"],
+                      quantization=config["quantization"], dtype=config["compute_dtype"],
+                      pinned_micro=None if pinned in (None, "auto") else int(pinned),
+                      pinned_checkpointing=None if ckpt is None else bool(ckpt),
+                      lora_rank=int((config.get("lora") or {}).get("r") or 16))
+    sft["per_device_train_batch_size"] = plan.micro_batch
+    if sft.get("gradient_accumulation_steps") in (None, "auto"):
+        sft["gradient_accumulation_steps"] = plan.accumulation
+    if sft.get("per_device_eval_batch_size") in (None, "auto"):
+        sft["per_device_eval_batch_size"] = plan.micro_batch
+    sft["activation_checkpointing"] = plan.activation_checkpointing
+    return {**plan.as_dict(), "device": machine.device, "machine": machine.name,
+            "memory_available_gb": round(machine.memory_bytes / 2**30, 1), "model_parameters": shape.params}
+
+
+def _fsdp_checkpointing(sft: dict[str, Any]) -> None:
+    """Under FSDP, activation checkpointing through FSDP's own option (no redundant all-gather)."""
+    from sft import modeling
+
+    fsdp = modeling.using_sharding() and os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true"
+    if fsdp and sft.get("activation_checkpointing"):
+        os.environ["FSDP_ACTIVATION_CHECKPOINTING"] = "true"
+        sft["activation_checkpointing"] = False
+
+
+def training_args(config: dict[str, Any], out_dir: Path, packing_mode: str):
+    """SFTConfig: built before the model, so under accelerate each process has its device and process group."""
+    from trl import SFTConfig
+
+    sft = dict(config["sft"])
+    sft["packing"] = packing_mode != "off"
+    sft["padding_free"] = packing_mode == "varlen"
+    sft.setdefault("train_sampling_strategy", "random" if sft["packing"] or config.get("baseline") else
+                   "group_by_length")
+    _fsdp_checkpointing(sft)
+    config["sft"].update({k: sft[k] for k in ("packing", "padding_free", "train_sampling_strategy")})
+    return SFTConfig(output_dir=str(out_dir / "checkpoints"), remove_unused_columns=True, disable_tqdm=True, **sft)
+
+
+def load_for_method(config: dict[str, Any], base: str, attn: str, on_cuda: bool):
+    """The base model as the method trains it, and the peft config (None for full/hft)."""
+    from sft import modeling
+    from sft.methods import lora_config, prepare_full_model
+
+    if cfg.is_adapter(config["method"]):
+        model = modeling.load_model(base, config["quantization"], config["compute_dtype"], attn, on_cuda)
+        return model, lora_config(config["lora"])
+    # full / hft: float32 master weights (bf16/fp16 compute through the Trainer's autocast); in pure bf16 an
+    # update smaller than 1/256 of a weight (a norm's 1.0 under lr 2e-5) would be rounded away
+    model = modeling.load_model(base, "none", "float32", attn, on_cuda)
+    return prepare_full_model(model), None
+
+
+def build_trainer(config: dict[str, Any], args: Any, model: Any, peft_config: Any, prepared: Any, tokenizer: Any,
+                  packing_mode: str, callbacks: list[Any]):
+    from transformers import PrinterCallback
+
+    from sft.trainer import CurateSFTTrainer
+
+    trainer = CurateSFTTrainer(
+        model=model, args=args, train_dataset=dataset(prepared.train),
+        eval_dataset=dataset(prepared.eval) if prepared.eval else None,
+        processing_class=tokenizer, peft_config=peft_config, use_model_loss=config.get("baseline") == "tutorial",
+    )
+    if packing_mode == "documents":
+        trainer.data_collator = PackedCollator(pad_token_id=tokenizer.pad_token_id)
+    if config["quantization"] == "nf4" and config["compute_dtype"] == "float32":
+        # TRL keeps QLoRA adapters in bf16 (the paper's choice on GPUs); on a CPU without native bf16 that
+        # only adds casts, so the adapters follow the compute dtype.
+        for param in trainer.model.parameters():
+            if param.requires_grad:
+                param.data = param.data.float()
+    trainer.remove_callback(PrinterCallback)  # RunMonitor shows progress; raw log dicts go to metrics.json
+    for callback in callbacks:
+        trainer.add_callback(callback)
+    return trainer
+
+
+def run_training(trainer: Any, monitor: Any, resume: bool, out_dir: Path, has_eval: bool) -> float:
+    started = time.perf_counter()
+    try:
+        trainer.train(resume_from_checkpoint=True if resume else None)
+    except ValueError as err:
+        if resume and "checkpoint" in str(err):
+            raise CurateError(f"{out_dir}: no checkpoint yet: rerun with --overwrite ({err})") from None
+        raise
+    finally:
+        monitor.close()  # Ctrl-C handler restored even when the trainer stops without on_train_end
+    evaluated_last = bool(monitor.eval_log) and monitor.eval_log[-1]["step"] == trainer.state.global_step
+    if has_eval and not monitor.interrupted and not evaluated_last:
+        trainer.evaluate()  # the final eval loss, logged through RunMonitor.on_log
+    return time.perf_counter() - started
+
+
+def collect_metrics(trainer: Any, monitor: Any, prepared: Any, packing_mode: str, sizing: dict[str, Any],
+                    wall: float, previous: dict[str, Any] | None, resumed_at: int) -> dict[str, Any]:
+    metrics = {
+        "steps": trainer.state.global_step,
+        "interrupted": monitor.interrupted,
+        "train_loss": monitor.train_log,
+        "eval_loss": monitor.eval_log,
+        "final_eval_loss": monitor.eval_log[-1]["loss"] if monitor.eval_log else None,
+        "tokens_seen": trainer.real_tokens_seen,
+        "tokens_per_second": round(monitor.tokens_per_second(), 1),
+        "train_step_seconds": round(monitor.step_seconds, 2),
+        "wall_time_seconds": round(wall, 2),
+        "peak_memory": monitor.peak_memory(),
+        "model_memory_mb": round(trainer.model.get_memory_footprint() / 2**20, 1),
+        "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
+        "packing": packing_mode,
+        "sizing": sizing,
+        "preflight": {"train": prepared.train_report.as_dict(),
+                      "eval": prepared.eval_report.as_dict() if prepared.eval_report else None},
+    }
+    return rundir.merge_history(previous, metrics, resumed_at) if resumed_at else metrics
+
+
+def _tokens_before(previous: dict[str, Any] | None, step: int) -> int:
+    rows = [row for row in (previous or {}).get("train_loss") or [] if row.get("step", 0) <= step]
+    return int(rows[-1].get("tokens_seen", 0)) if rows else 0
+
+
+def _resumed_step(out_dir: Path, resume: bool) -> int:
+    if not resume:
+        return 0
+    steps = [int(p.name.rsplit("-", 1)[1]) for p in (out_dir / "checkpoints").glob("checkpoint-*")
+             if p.name.rsplit("-", 1)[1].isdigit()]
+    return max(steps, default=0)
+
+
+def write_run(trainer: Any, tokenizer: Any, out_dir: Path, resolved: dict[str, Any], metrics: dict[str, Any],
+              monitor: Any, extra: dict[str, Any]) -> None:
+    """Config, metrics, curve, model/adapter and tokenizer committed as one output set (all old or all new)."""
+    from sft.progress import plot_losses
+
+    staging = out_dir / ".final"
+    main = trainer.is_world_process_zero()
+    if main:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+    trainer.accelerator.wait_for_everyone()
+    try:
+        if not monitor.interrupted:
+            # every rank: under FSDP / ZeRO-3 save_model gathers the weights collectively
+            trainer.save_model(str(staging))
+        trainer.accelerator.wait_for_everyone()
+        if not main:
+            return
+        with atomic_writer(staging / "config.yaml") as handle:
+            yaml.safe_dump(resolved, handle, sort_keys=False, allow_unicode=True)
+        write_json(staging / "metrics.json", metrics)
+        for name, value in extra.items():
+            write_json(staging / name, value)
+        plot_losses(metrics["train_loss"], metrics["eval_loss"], staging / "loss_curve.png",
+                    TrainRun(out_dir, resolved, metrics, []).title())  # the report's title rule
+        if not monitor.interrupted:
+            tokenizer.save_pretrained(str(staging))
+            rundir.finish_adapter(staging, rundir.describe_base(resolved["model"], resolved["run"]["base_model"]),
+                                  resolved["method"], {**resolved["run"], "out": str(out_dir)}, metrics)
+        commit_files(staging, out_dir, "curate train", primary="config.yaml")
+    finally:
+        if main:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 @locks_output("out", "curate train", folder=True)  # writable, one run per folder, before any loading
@@ -135,156 +318,98 @@ def train(
 
     datasets.disable_progress_bars()  # RunMonitor's bar is the one progress line
     modeling.quiet_library_warnings()
-
     out_dir = Path(out)
-    _check_out_dir(out_dir, resume, overwrite)
-    config = build_run_config(recipe, overrides or {}, out_dir, resume)
+    rundir.check_out_dir(out_dir, resume, overwrite)
     on_cuda = torch.cuda.is_available()
-    config = cfg.resolve_auto(config, on_cuda, modeling.flash_attention_available())
-    sft_fields = config["sft"]
-    baseline = config.get("baseline") == "tutorial"
-    notices: list[str] = []
+    config, notices = resolve(build_run_config(recipe, overrides or {}, out_dir, resume), on_cuda)
+    _check_launch(on_cuda, config)
     versions = _versions()
     if versions["trl"] != TESTED_TRL:
         notices.append(f"trl {versions['trl']} is not the tested {TESTED_TRL}; every field that matters is set "
                        "explicitly in config.yaml, but check the run")
-
-    # Data, rendering and preflight: all before the model is loaded, so mistakes fail in seconds.
-    records = list(open_records(data))  # any container or format curate import reads
-    if config.get("eval_file"):
-        train_records, eval_records = records, list(open_records(config["eval_file"]))
-    else:
-        train_records, eval_records = split_eval(records, float(config["eval_split"]), int(sft_fields["seed"]))
     base = modeling.resolve_base(config["model"])
+    sizing = size_run(config, base, on_cuda)  # before any data: a pinned value that cannot fit fails now
+    say(f"sizing: {describe_sizing(config, sizing)}")
     tokenizer = modeling.load_tokenizer(base)
-    chat_template_of(tokenizer)
-    eot = sft_fields.get("eos_token") or end_of_turn_token(tokenizer)
-    if eot not in tokenizer.get_vocab():
-        raise CurateError(f"eos_token {eot!r} is not in the tokenizer's vocabulary")
-    sft_fields["eos_token"] = eot
-    eot_id = tokenizer.convert_tokens_to_ids(eot)
-    max_length = sft_fields.get("max_length")
-    train_rendered = render_records(tokenizer, train_records, eot)
-    eval_rendered = render_records(tokenizer, eval_records, eot) if eval_records else []
-    if baseline:
-        train_rendered, eval_rendered = _label_everything(train_rendered), _label_everything(eval_rendered)
-    strict = bool(config.get("strict"))
-    train_samples, train_report = check_samples(train_rendered, max_length, eot_id, eot, strict, "train", say,
-                                                all_tokens_loss=baseline)
-    eval_samples, eval_report = ([], None)
-    if eval_rendered:
-        eval_samples, eval_report = check_samples(eval_rendered, max_length, eot_id, eot, strict, "eval", say,
-                                                  all_tokens_loss=baseline)
-
-    plan = plan_packing(bool(sft_fields.get("packing")), config["attn_implementation"])
+    prepared = prepare(tokenizer, *read_split(data, config), config, say)
+    notices += prepared.notices
+    plan = plan_packing(bool(config["sft"].get("packing")), config["attn_implementation"])
     if plan.notice:
         notices.append(plan.notice)
-    sft_fields["packing"] = plan.packing
-    sft_fields["padding_free"] = plan.mode == "varlen"
-    if plan.packing and max_length is None:
+    if plan.packing and not config["sft"].get("max_length"):
         raise CurateError("packing needs sft.max_length (the length of a packed row)")
-    sft_fields.setdefault("train_sampling_strategy", "random" if plan.packing or baseline else "group_by_length")
-    if not eval_samples:
-        sft_fields["eval_strategy"] = "no"
+    if not prepared.eval:
+        config["sft"]["eval_strategy"] = "no"
     for line in notices:
         say(line)
+    return _train_loaded(data, out_dir, config, base, tokenizer, prepared, plan.mode, sizing, notices, versions,
+                         resume, merge, say, show_progress, callbacks or [])
 
-    # Model and trainer.
-    model = modeling.load_model(base, config["quantization"], config["compute_dtype"],
-                                config["attn_implementation"], on_cuda)
-    from transformers import PrinterCallback
-    from trl import SFTConfig
 
-    from sft.progress import RunMonitor, plot_losses
-    from sft.trainer import CurateSFTTrainer
+def describe_sizing(config: dict[str, Any], sizing: dict[str, Any]) -> str:
+    sft = config["sft"]
+    if "micro_batch" not in sizing:
+        return sizing["reason"]
+    return (f"{config['method']} on {sizing['device']}, micro-batch {sft['per_device_train_batch_size']} x "
+            f"{sft['gradient_accumulation_steps']} accumulation (batch {config.get('batch_size')} rows of "
+            f"{sft.get('max_length')} tokens), activation checkpointing "
+            f"{'on' if sft['activation_checkpointing'] else 'off'}: about {sizing['estimate_gb']} GB of the "
+            f"{sizing['budget_gb']} GB budget ({sizing['reason']})")
 
-    args = SFTConfig(output_dir=str(out_dir / "checkpoints"), remove_unused_columns=True,
-                     disable_tqdm=True, **sft_fields)
-    trainer = CurateSFTTrainer(
-        model=model, args=args, train_dataset=_dataset(train_samples),
-        eval_dataset=_dataset(eval_samples) if eval_samples else None,
-        processing_class=tokenizer, peft_config=modeling.lora_config(config["lora"]),
-    )
-    if plan.mode == "block_diagonal":
-        # TRL's packed collator flattens the batch and relies on the attention kernel to separate samples;
-        # ours keeps rows apart with an explicit block-diagonal mask (see sft/packing.py).
-        trainer.data_collator = BlockDiagonalCollator(
-            pad_token_id=tokenizer.pad_token_id, eager=config["attn_implementation"] == "eager",
-            pad_to_multiple_of=sft_fields.get("pad_to_multiple_of"),
-        )
-    if config["quantization"] == "nf4" and config["compute_dtype"] == "float32":
-        # TRL keeps QLoRA adapters in bf16 (the paper's choice on GPUs); on a CPU without native bf16 that
-        # only adds casts, so the adapters follow the compute dtype.
-        for param in trainer.model.parameters():
-            if param.requires_grad:
-                param.data = param.data.float()
+
+def _train_loaded(data, out_dir, config, base, tokenizer, prepared, packing_mode, sizing, notices, versions,
+                  resume, merge, say, show_progress, callbacks) -> TrainResult:
+    """From the training arguments to the committed run folder."""
+    from sft.methods import HalfFineTuning
+    from sft.progress import RunMonitor
+
+    args = training_args(config, out_dir, packing_mode)  # starts the process group before the model loads
+    if overwrite_barrier_needed():
+        args.distributed_state.wait_for_everyone()  # rank 0 deleted the old run folder
+    attn = DOCUMENT_ATTENTION if packing_mode == "documents" else config["attn_implementation"]
+    model, peft_config = load_for_method(config, base, attn, torch_cuda())
+    hft = None
+    if config["method"] == "hft":
+        hft_fields = config.get("hft") or {}
+        hft = HalfFineTuning(model, int(hft_fields.get("round_steps", 50)), int(hft_fields.get("seed", 42)))
+    trainer = None
     monitor = RunMonitor(lambda: trainer.real_tokens_seen, show_progress=show_progress)
-    trainer.remove_callback(PrinterCallback)  # RunMonitor shows progress; raw log dicts go to metrics.json
-    trainer.add_callback(monitor)
-    for callback in callbacks or []:
-        trainer.add_callback(callback)
-
-    started = time.perf_counter()
-    try:
-        trainer.train(resume_from_checkpoint=True if resume else None)
-    except ValueError as err:
-        if resume and "checkpoint" in str(err):
-            raise CurateError(f"{out_dir}: no checkpoint to resume from ({err})") from None
-        raise
-    evaluated_last = bool(monitor.eval_log) and monitor.eval_log[-1]["step"] == trainer.state.global_step
-    if eval_samples and not monitor.interrupted and not evaluated_last:
-        trainer.evaluate()  # the final eval loss, logged through RunMonitor.on_log
-    wall = time.perf_counter() - started
-
-    template_sha = template_hash(tokenizer)
-    metrics = {
-        "steps": trainer.state.global_step,
-        "interrupted": monitor.interrupted,
-        "train_loss": monitor.train_log,
-        "eval_loss": monitor.eval_log,
-        "final_eval_loss": monitor.eval_log[-1]["loss"] if monitor.eval_log else None,
-        "tokens_seen": trainer.real_tokens_seen,
-        "tokens_per_second": round(monitor.tokens_per_second(), 1),
-        "train_step_seconds": round(monitor.step_seconds, 2),
-        "wall_time_seconds": round(wall, 2),
-        "peak_memory": monitor.peak_memory(),
-        "model_memory_mb": round(trainer.model.get_memory_footprint() / 2**20, 1),
-        "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
-        "packing": plan.mode,
-        "preflight": {"train": train_report.as_dict(), "eval": eval_report.as_dict() if eval_report else None},
-    }
+    trainer = build_trainer(config, args, model, peft_config, prepared, tokenizer, packing_mode,
+                            [monitor, *([hft] if hft else []), *callbacks])
+    previous = rundir.previous_metrics(out_dir) if resume else None
+    resumed_at = _resumed_step(out_dir, resume)
+    trainer.real_tokens_seen = _tokens_before(previous, resumed_at)
+    wall = run_training(trainer, monitor, resume, out_dir, bool(prepared.eval))
+    metrics = collect_metrics(trainer, monitor, prepared, packing_mode, sizing, wall, previous, resumed_at)
     resolved = dict(config)
     resolved["run"] = {
-        "data": str(data), "eval_records": len(eval_samples), "train_records": len(train_samples),
-        "base_model": base, "end_of_turn_token": eot, "chat_template_sha256_16": template_sha,
-        "packing_mode": plan.mode, "notices": notices, "versions": versions,
+        "data": str(data), "eval_records": len(prepared.eval), "train_records": len(prepared.train),
+        "base_model": base, "base": rundir.describe_base(config["model"], base),
+        "end_of_turn_token": prepared.eot, "chat_template_sha256_16": template_hash(tokenizer),
+        "packing_mode": packing_mode, "attention": attn, "sizing": sizing, "notices": notices, "versions": versions,
     }
+    extra = {"hft_schedule.json": hft.record()} if hft else {}
+    write_run(trainer, tokenizer, out_dir, resolved, metrics, monitor, extra)
+    result = TrainResult(out_dir, trainer.state.global_step, monitor.interrupted, metrics, notices, trainer.model)
     if not trainer.is_world_process_zero():
-        return TrainResult(out_dir, trainer.state.global_step, monitor.interrupted, metrics, notices, trainer.model)
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".final.", dir=out_dir))
-    try:
-        with atomic_writer(staging / "config.yaml") as handle:
-            yaml.safe_dump(resolved, handle, sort_keys=False, allow_unicode=True)
-        write_json(staging / "metrics.json", metrics)
-        plot_losses(monitor.train_log, monitor.eval_log, staging / "loss_curve.png",
-                    TrainRun(out_dir, resolved, metrics, []).title())  # the report's title rule: model, method, data, steps
-        if not monitor.interrupted:
-            trainer.save_model(str(staging))
-            tokenizer.save_pretrained(str(staging))
-        # config, metrics, curve, adapter and tokenizer: one output set, all old or all new (curate.runs.commit)
-        commit_files(staging, out_dir, "curate train", primary="config.yaml")
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        return result
     if monitor.interrupted:
         say(f"interrupted at step {trainer.state.global_step}: checkpoint saved under {out_dir / 'checkpoints'}; "
             f"continue with `curate train {data} --out {out_dir} --resume`")
         raise KeyboardInterrupt
-    check_template_saved(out_dir, template_sha)
+    check_template_saved(out_dir, resolved["run"]["chat_template_sha256_16"])
     if merge:
         from sft.merge import merge_run
 
-        merged = merge_run(out_dir)
-        say(f"merged bf16 model: {merged}")
-    return TrainResult(out_dir, trainer.state.global_step, False, metrics, notices, trainer.model)
+        say(f"merged bf16 model: {merge_run(out_dir)}")
+    return result
+
+
+def overwrite_barrier_needed() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def torch_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

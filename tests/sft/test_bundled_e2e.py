@@ -36,7 +36,7 @@ def test_bundled_qlora_20_steps_then_reload_and_generate(tmp_path):
 
     data = _curated(tmp_path / "curated.jsonl")
     out = tmp_path / "runs" / "capitals"
-    overrides = {"eval_split": 0.1, "sft": {"max_steps": 20, "per_device_train_batch_size": 1,
+    overrides = {"eval_split": 0.1, "method": "qlora", "batch_size": 1, "sft": {"max_steps": 20,
                                             "max_length": 96, "eval_steps": 10}}
     result = train(str(data), str(out), overrides=overrides, say=lambda line: None, show_progress=False)
     assert result.steps == 20

@@ -33,6 +33,11 @@ def test_every_shipped_yaml_parses(path):
 
         sft = dict(resolved["sft"])
         sft.update({"use_cpu": True, "bf16": False, "fp16": False, "activation_checkpointing": False})
+        for key in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+            if sft.get(key) == "auto":  # sized to the machine by sft.sizing before SFTConfig is built
+                sft[key] = 1
+        if sft.get("learning_rate") == "auto":  # resolved per method by sft.train.resolve
+            sft["learning_rate"] = 2e-4
         SFTConfig(output_dir="unused", **sft)  # TRL itself accepts every field and value
     else:
         assert data["distributed_type"] in {"MULTI_GPU", "FSDP", "DEEPSPEED"}
@@ -40,11 +45,13 @@ def test_every_shipped_yaml_parses(path):
 
 def test_defaults_are_the_documented_recipe():
     config = cfg.build_config()
-    assert config["quantization"] == "nf4"
+    assert config["method"] == "lora" and config["quantization"] == "auto"
+    assert config["batch_size"] == 8 and config["sft"]["per_device_train_batch_size"] == "auto"
     assert config["lora"] == {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": "all-linear",
                               "bias": "none", "task_type": "CAUSAL_LM"}
     sft = config["sft"]
-    assert (sft["learning_rate"], sft["lr_scheduler_type"], sft["warmup_steps"]) == (2e-4, "cosine", 0.03)
+    assert (sft["learning_rate"], sft["lr_scheduler_type"], sft["warmup_steps"]) == ("auto", "cosine", 0.03)
+    assert config["hft"] == {"round_steps": 50, "seed": 42}
     assert config["eval_split"] == 0.05
     # the fields whose TRL defaults moved between releases are all explicit
     for key in ("max_length", "packing", "padding_free", "completion_only_loss", "assistant_only_loss",
@@ -69,9 +76,11 @@ def test_shipped_recipe_by_name():
 
 @pytest.mark.parametrize("text, message", [
     ("sft:\n  lerning_rate: 1.0\n", "sft.lerning_rate is not a field of trl.SFTConfig"),
-    ("lora:\n  rank: 8\n", "lora.rank is not a field of peft.LoraConfig"),
+    ("lora:\n  rank: 8\n", "unknown key 'lora.rank'"),
     ("epochs: 3\n", "unknown key 'epochs'"),
     ("quantization: int8\n", "quantization must be one of"),
+    ("method: dora\n", "method must be one of"),
+    ("hft:\n  rounds: 3\n", "unknown key 'hft.rounds'"),
     ("sft:\n  output_dir: x\n", "sft.output_dir is set by `curate train` itself"),
     ("eval_split: 1.5\n", "eval_split must be a number in"),
 ])
@@ -94,18 +103,32 @@ def test_resolve_auto_on_a_cpu_without_native_bf16(monkeypatch):
     monkeypatch.setattr(cfg, "cpu_has_bf16", lambda: False)
     resolved = cfg.resolve_auto(cfg.build_config(), on_cuda=False, flash_available=False)
     assert resolved["compute_dtype"] == "float32"
+    assert resolved["quantization"] == "none"  # 16-bit LoRA on CPU
     assert resolved["attn_implementation"] == "sdpa"
-    assert resolved["sft"]["bf16"] is False and resolved["sft"]["activation_checkpointing"] is False
+    assert resolved["sft"]["bf16"] is False
 
 
 def test_resolve_auto_picks_flash_attention_on_cuda(monkeypatch):
     import torch
 
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    calls = []
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: calls.append(k) or True)
     resolved = cfg.resolve_auto(cfg.build_config(), on_cuda=True, flash_available=True)
     assert resolved["attn_implementation"] == "flash_attention_2"
     assert resolved["compute_dtype"] == "bfloat16" and resolved["sft"]["bf16"] is True
-    assert resolved["sft"]["activation_checkpointing"] is True
+    assert calls == [{"including_emulation": False}]  # emulated bf16 (V100, T4) is slow: float16 there
+    assert resolved["quantization"] == "nf4"  # QLoRA where it pays
+
+
+@pytest.mark.parametrize("method, quantization, expected", [
+    ("qlora", "auto", "nf4"), ("lora", "none", "none"), ("full", "auto", "none"), ("hft", "auto", "none")])
+def test_method_decides_quantization(method, quantization, expected):
+    assert cfg.resolve_quantization({"method": method, "quantization": quantization}, on_cuda=False)[0] == expected
+
+
+def test_full_fine_tuning_of_a_4bit_base_is_an_error():
+    with pytest.raises(CurateError, match="4-bit base cannot be trained"):
+        cfg.resolve_quantization({"method": "full", "quantization": "nf4"}, on_cuda=True)
 
 
 def test_qlora_storage_dtype_is_set_when_sharded(monkeypatch):
@@ -124,4 +147,4 @@ def test_shipped_recipe_name_wins_over_a_folder_of_the_same_name(tmp_path, monke
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "demo").mkdir()  # e.g. the demo's output folder
-    assert load_yaml("demo")["quantization"] == "none"
+    assert load_yaml("demo")["batch_size"] == 1

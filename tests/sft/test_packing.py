@@ -1,11 +1,11 @@
-"""Packing isolation: a packed sample's logits equal the same sample run alone (CPU, SDPA and eager)."""
+"""Packing isolation: a packed sample's logits equal the same sample run alone; no dense mask is built."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from sft.packing import BlockDiagonalCollator, plan_packing
+from sft.packing import DOCUMENT_ATTENTION, PackedCollator, plan_packing, register_document_attention
 
 
 def _tiny_llama(attn: str, vocab: int = 300):
@@ -18,50 +18,57 @@ def _tiny_llama(attn: str, vocab: int = 300):
     return LlamaForCausalLM(config).eval()
 
 
-@pytest.mark.parametrize("attn", ["sdpa", "eager"])
-def test_packed_sample_sees_only_itself(attn):
-    model = _tiny_llama(attn)
+def _samples():
     generator = torch.Generator().manual_seed(1)
-    samples = [torch.randint(5, 300, (n,), generator=generator).tolist() for n in (13, 9, 21, 6, 17)]
+    return [torch.randint(5, 300, (n,), generator=generator).tolist() for n in (13, 9, 21, 6, 17)]
+
+
+def test_packed_sample_sees_only_itself():
+    register_document_attention()
+    model = _tiny_llama(DOCUMENT_ATTENTION)
+    alone_model = _tiny_llama("sdpa")
+    samples = _samples()
     rows = [
         {"input_ids": samples[0] + samples[1] + samples[2], "labels": samples[0] + samples[1] + samples[2],
          "seq_lengths": [13, 9, 21]},
         {"input_ids": samples[3] + samples[4], "labels": samples[3] + samples[4], "seq_lengths": [6, 17]},
     ]
-    batch = BlockDiagonalCollator(pad_token_id=0, eager=attn == "eager")(rows)
+    batch = PackedCollator(pad_token_id=0)(rows)
     assert int(batch.pop("num_real_tokens")) == sum(len(s) for s in samples)
+    assert batch["input_ids"].shape == (1, 66) and "attention_mask" not in batch  # one row, no padding, no mask
     with torch.no_grad():
-        packed = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                       position_ids=batch["position_ids"], use_cache=False).logits
-        where = [(0, 0), (0, 13), (0, 22), (1, 0), (1, 6)]
-        for sample, (row, start) in zip(samples, where, strict=True):
-            alone = model(input_ids=torch.tensor([sample])).logits[0]
-            torch.testing.assert_close(packed[row, start:start + len(sample)], alone, atol=1e-4, rtol=0)
-        # the test can fail: with a plain causal mask the second sample sees the first
-        naive = model(input_ids=torch.tensor([samples[0] + samples[1]])).logits[0, 13:]
-        alone = model(input_ids=torch.tensor([samples[1]])).logits[0]
+        packed = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
+                       doc_lengths=batch["doc_lengths"], use_cache=False).logits[0]
+        start = 0
+        for sample in samples:
+            alone = alone_model(input_ids=torch.tensor([sample])).logits[0]
+            torch.testing.assert_close(packed[start:start + len(sample)], alone, atol=1e-4, rtol=0)
+            start += len(sample)
+        # the test can fail: without the document boundaries the second sample sees the first
+        naive = alone_model(input_ids=torch.tensor([samples[0] + samples[1]])).logits[0, 13:]
+        alone = alone_model(input_ids=torch.tensor([samples[1]])).logits[0]
         assert (naive - alone).abs().max() > 1e-2
 
 
-def test_labels_at_sample_starts_are_ignored():
+def test_labels_at_sample_starts_are_ignored_and_shifted():
     rows = [{"input_ids": [5, 6, 7, 8, 9], "labels": [5, 6, 7, 8, 9], "seq_lengths": [2, 3]}]
-    batch = BlockDiagonalCollator(pad_token_id=0)(rows)
+    batch = PackedCollator(pad_token_id=0)(rows)
     assert batch["labels"].tolist() == [[-100, 6, -100, 8, 9]]
+    assert batch["shift_labels"].tolist() == [[6, -100, 8, 9, -100]]
     assert batch["position_ids"].tolist() == [[0, 1, 0, 1, 2]]
+    assert batch["doc_lengths"].tolist() == [2, 3]
 
 
-def test_padding_rows_stay_finite():
-    rows = [{"input_ids": [5, 6, 7], "labels": [5, 6, 7]}, {"input_ids": [8], "labels": [8]}]
-    batch = BlockDiagonalCollator(pad_token_id=0, eager=True)(rows)
-    mask = batch["attention_mask"]
-    assert mask.shape == (2, 1, 3, 3)
-    # every query (padding included) may attend to at least one key, so softmax never divides by zero
-    assert ((mask == 0).sum(-1) > 0).all()
-    assert batch["labels"][1].tolist() == [-100, -100, -100]
+def test_plain_samples_are_concatenated_without_padding():
+    rows = [{"input_ids": [5, 6, 7], "labels": [-100, 6, 7]}, {"input_ids": [8], "labels": [8]}]
+    batch = PackedCollator(pad_token_id=0)(rows)
+    assert batch["input_ids"].tolist() == [[5, 6, 7, 8]]
+    assert batch["doc_lengths"].tolist() == [3, 1]
+    assert batch["labels"].tolist() == [[-100, 6, 7, -100]]
 
 
 @pytest.mark.parametrize("attn, mode", [
-    ("sdpa", "block_diagonal"), ("eager", "block_diagonal"),
+    ("sdpa", "documents"), ("eager", "documents"),
     ("flash_attention_2", "varlen"), ("flash_attention_3", "varlen"),
     ("flex_attention", "off"),
 ])

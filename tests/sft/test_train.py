@@ -45,7 +45,7 @@ def test_lora_weights_change_and_base_weights_do_not(tiny_model_dir, records_fil
     for name, value in original.items():
         key = name.replace(".weight", ".base_layer.weight") if name.replace(".weight", ".base_layer.weight") in \
             trained else name
-        torch.testing.assert_close(trained[key], value, rtol=0, atol=0)
+        torch.testing.assert_close(trained[key], value.to(trained[key].dtype), rtol=0, atol=0)
 
     for name in ("adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "chat_template.jinja",
                  "config.yaml", "metrics.json", "loss_curve.png"):
@@ -56,7 +56,7 @@ def test_lora_weights_change_and_base_weights_do_not(tiny_model_dir, records_fil
     assert [row["step"] for row in metrics["eval_loss"]] == [2, 4]
     assert metrics["final_eval_loss"] > 0
     assert metrics["tokens_seen"] > 0 and metrics["tokens_per_second"] > 0
-    assert metrics["packing"] == "block_diagonal"
+    assert metrics["packing"] == "documents"
     assert metrics["peak_memory"]["cpu_rss_peak_during_training_mb"] > 0
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["sft"]["eos_token"] == "<|im_end|>"
@@ -65,10 +65,13 @@ def test_lora_weights_change_and_base_weights_do_not(tiny_model_dir, records_fil
     assert config["run"]["train_records"] + config["run"]["eval_records"] == 40
 
 
-def test_qlora_trains_on_cpu_with_frozen_4bit_base(tiny_model_dir, records_file, tmp_path):
+def test_qlora_trains_on_cpu_with_frozen_4bit_base(tiny_tokenizer, records_file, tmp_path):
     import bitsandbytes as bnb
+    from conftest import build_model_dir
 
-    result = train(str(records_file), str(tmp_path / "q"), overrides=_overrides(tiny_model_dir),
+    # bitsandbytes' CPU 4-bit kernels need output features of at least 64 (the default tiny model has 16)
+    wide = build_model_dir(tmp_path / "wide", tiny_tokenizer, hidden=64, kv_heads=4)
+    result = train(str(records_file), str(tmp_path / "q"), overrides=_overrides(wide, method="qlora"),
                    say=lambda line: None, show_progress=False)
     model = result.model
     quantized = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
@@ -118,12 +121,63 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tiny_model_dir, records_f
                    say=lambda line: None, show_progress=False)
     assert result.steps == 6 and (out / "adapter_model.safetensors").exists()
     metrics = json.loads((out / "metrics.json").read_text())
-    assert [row["step"] for row in metrics["train_loss"]] == [5, 6]  # continued, not restarted
+    # continued, not restarted, and the history before the resume is kept
+    assert [row["step"] for row in metrics["train_loss"]] == [1, 2, 3, 4, 5, 6]
+    tokens = [row["tokens_seen"] for row in metrics["train_loss"]]
+    assert tokens == sorted(tokens) and tokens[4] > tokens[3]  # the count continues too
 
 
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path, records_file):
     with pytest.raises(CurateError, match="nothing to resume"):
         train(str(records_file), str(tmp_path / "none"), resume=True)
+
+
+def test_a_run_killed_before_its_first_checkpoint_names_overwrite(tmp_path, records_file):
+    out = tmp_path / "killed"
+    (out / "checkpoints").mkdir(parents=True)  # what kill -9 during the first steps leaves
+    for resume in (False, True):
+        with pytest.raises(CurateError, match="no checkpoint yet: rerun with --overwrite"):
+            train(str(records_file), str(out), resume=resume)
+
+
+def test_adapter_names_its_real_base_and_has_no_placeholder_readme(tiny_model_dir, records_file, tmp_path):
+    out = tmp_path / "run"
+    overrides = _overrides(tiny_model_dir, quantization="none")
+    overrides["sft"]["max_steps"] = 1
+    train(str(records_file), str(out), overrides=overrides, say=lambda line: None, show_progress=False)
+    adapter = json.loads((out / "adapter_config.json").read_text())
+    assert adapter["base_model_name_or_path"] == str(tiny_model_dir.resolve())
+    readme = (out / "README.md").read_text()
+    assert "More Information Needed" not in readme and "## Base model" in readme
+    assert str(tiny_model_dir.resolve()) in readme
+
+
+def test_out_of_order_roles_are_dropped_or_an_error_with_strict(tiny_model_dir, records_file, tmp_path):
+    from curate.records import make_record
+
+    records = [json.loads(line) for line in records_file.read_text().splitlines()[:12]]
+    records[0] = make_record(list(reversed(records[0]["messages"][:2])))  # assistant first
+    records[3] = make_record(records[3]["messages"][:3])  # user, assistant, user: ends on a user turn
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    lines: list[str] = []
+    overrides = _overrides(tiny_model_dir, quantization="none", eval_split=0.0)
+    overrides["sft"]["max_steps"] = 1
+    result = train(str(path), str(tmp_path / "run"), overrides=overrides, say=lines.append, show_progress=False)
+    assert result.metrics["preflight"]["train"]["dropped_roles_out_of_order"] == 2
+    assert any("2 of 12 records have their roles out of order" in line for line in lines)
+    with pytest.raises(CurateError, match="roles out of order"):
+        train(str(path), str(tmp_path / "strict"), overrides={**overrides, "strict": True}, say=lines.append,
+              show_progress=False)
+
+
+def test_small_eval_set_is_a_warning_with_the_numbers(tiny_model_dir, records_file, tmp_path):
+    lines: list[str] = []
+    overrides = _overrides(tiny_model_dir, quantization="none")
+    overrides["sft"]["max_steps"] = 1
+    train(str(records_file), str(tmp_path / "run"), overrides=overrides, say=lines.append, show_progress=False)
+    warning = next(line for line in lines if line.startswith("warning: the eval set"))
+    assert "has 4 records" in warning and "below 32 records / 1,000 tokens" in warning
 
 
 def test_merge_writes_a_bf16_model_that_matches_the_adapter(tiny_model_dir, records_file, tmp_path):
