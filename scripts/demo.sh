@@ -5,7 +5,7 @@
 set -euo pipefail
 out=${1:-demo}
 instructions=${DEMO_INSTRUCTIONS:-16}
-steps=${DEMO_STEPS:-8}
+steps=${DEMO_STEPS:-4}
 curate=.venv/bin/curate
 export HF_HUB_OFFLINE=1
 mkdir -p "$out"
@@ -16,8 +16,8 @@ $curate generate --seeds seeds/ --out "$out/generated.jsonl" --num-instructions 
 echo "== filter: quality rules, exact and near-duplicate removal"
 $curate filter "$out/generated.jsonl" --out "$out/curated.jsonl"
 
-echo "== train: LoRA on the curated records ($steps steps, the laptop-sized demo recipe; the default recipe is QLoRA)"
-$curate train "$out/curated.jsonl" --out "$out/runs/demo" --config demo --max-steps "$steps" --overwrite
+echo "== train: LoRA on the curated records with every default, sized to this machine ($steps steps)"
+$curate train "$out/curated.jsonl" --out "$out/runs/demo" --max-steps "$steps" --overwrite
 
 echo "== chat: what the adapter learned"
 printf 'Give three tips for writing a clear email.\nWhat is 15%% of 80?\n' > "$out/prompts.txt"
