@@ -205,6 +205,9 @@ class TrainRun:
 
     @property
     def method(self) -> str:
+        named = {"hft": "Half Fine-Tuning", "full": "full fine-tuning", "qlora": "QLoRA"}  # `curate train --method`
+        if self.config.get("method") in named:
+            return named[self.config["method"]]
         quant = self.config.get("quantization")
         peft = "LoRA" if self.config.get("lora") else "full fine-tuning"
         return f"Q{peft}" if quant in ("nf4", "fp4") and peft == "LoRA" else peft
