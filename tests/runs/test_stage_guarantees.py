@@ -341,3 +341,29 @@ def test_select_kill_at_every_commit_step(tmp_path: Path) -> None:
     else:
         pytest.fail("select never completed")
     assert k >= 7 and state() == (6, 4)
+
+
+# ---------------------------------------------------------------- score
+
+
+@pytest.mark.slow
+def test_score_killed_inside_its_commit_reads_as_the_new_set(tmp_path: Path) -> None:
+    """One chunk (step 1), staged (2), journal (3), first rename (4): killed at 4, in the commit window."""
+    import json
+
+    from curate.runs.commit import journal_members, read_set, verify_set
+
+    old, new = tmp_path / "old.jsonl", tmp_path / "new.jsonl"
+    write_jsonl(old, records(4, "old"))
+    write_jsonl(new, records(7, "new"))
+    scored = tmp_path / "o" / "scored.jsonl"
+    assert curate("score", str(old), "--out", str(scored), "--scorer", "length").returncode == 0
+    done = curate("score", str(new), "--out", str(scored), "--scorer", "length", kill_at=4)
+    assert done.returncode == -9, done.stderr
+    members = journal_members(scored)
+    assert verify_set(members).state == "committing"  # the kill did land between journal and last rename
+    assert read_set(members).state == "complete"
+    rows = [json.loads(line) for line in scored.read_text().splitlines()]
+    report = json.loads(scored.with_name("score_report.json").read_text())
+    assert {r["meta"]["source"] for r in rows} == {"new"} and len(rows) == 7
+    assert (Path(report["source"]).name, report["in"], report["scored"]) == ("new.jsonl", 7, 7)
