@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job at demo size, on CPU, with the bundled SmolLM2-135M-Instruct as teacher and student:
-# seeds -> generate -> filter -> train -> export -> report. Safe to run twice: generation resumes
-# where it stopped, later stages rewrite their outputs atomically.
+# seeds -> generate -> filter -> train -> chat -> eval (vs the base model) -> export -> report. Safe to run
+# twice: generation resumes where it stopped, later stages rewrite their outputs atomically.
 set -euo pipefail
 out=${1:-demo}
 instructions=${DEMO_INSTRUCTIONS:-16}
@@ -22,6 +22,11 @@ $curate train "$out/curated.jsonl" --out "$out/runs/demo" --max-steps "$steps" -
 echo "== chat: what the adapter learned"
 printf 'Give three tips for writing a clear email.\nWhat is 15%% of 80?\n' > "$out/prompts.txt"
 $curate chat "$out/runs/demo" --prompts "$out/prompts.txt" --max-new-tokens 80
+
+echo "== eval: the demo run vs the base model on ${DEMO_EVAL:-12} held-out human-written seed tasks (never trained on)"
+$curate import seeds/seed_tasks.jsonl --out "$out/seed_tasks.jsonl"
+head -n "${DEMO_EVAL:-12}" "$out/seed_tasks.jsonl" > "$out/eval_set.jsonl"
+$curate eval "$out/runs/demo" --base --eval "$out/eval_set.jsonl" --out "$out/eval/demo" --max-new-tokens 64
 
 echo "== export: hub-ready folder (Parquet shards + dataset card)"
 $curate export "$out/curated.jsonl" --out "$out/dataset" --split-eval 0.1
