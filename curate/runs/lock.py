@@ -102,6 +102,7 @@ class OutputLock:
         self.path = path
         self._fd = fd
         self.took_over = took_over
+        self.created: list[Path] = []  # folders made for the lock: removed again if the run left them empty
 
     def release(self) -> None:
         if self._fd is None and not self.path.exists():
@@ -112,6 +113,12 @@ class OutputLock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        for folder in self.created:  # deepest first; a failed run leaves no empty output folder behind
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        self.created = []
 
 
 def acquire(target: str | os.PathLike[str], command: str,
@@ -119,17 +126,23 @@ def acquire(target: str | os.PathLike[str], command: str,
     """Take the lock of output ``target`` or raise CurateError naming the run that holds it."""
     target = Path(os.path.abspath(target))
     path = lock_path(target)
+    missing = []
+    for folder in [path.parent, *path.parent.parents]:
+        if folder.exists():
+            break
+        missing.append(folder)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise CurateError(f"{path.parent}: cannot create the output folder: {err.strerror or err}") from err
     mine = _my_info(command)
+    held = None
     if fcntl is not None:
-        try:
-            return _acquire_flock(target, path, mine, notice)
-        except _NoFlock:
-            pass
-    return _acquire_excl(target, path, mine, notice)
+        with contextlib.suppress(_NoFlock):
+            held = _acquire_flock(target, path, mine, notice)
+    held = held or _acquire_excl(target, path, mine, notice)
+    held.created = missing
+    return held
 
 
 class _NoFlock(Exception):

@@ -132,3 +132,13 @@ def test_locks_output_decorator(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(CurateError, match="not a folder"):
         stage("in", out=blocker / "o.jsonl")
+
+
+def test_folders_made_for_the_lock_go_again_when_left_empty(tmp_path: Path) -> None:
+    out = tmp_path / "a" / "b" / "out.jsonl"
+    with output_lock(out, "curate import"):
+        assert out.parent.is_dir()
+    assert not (tmp_path / "a").exists()  # a failed run leaves no empty folders behind
+    with output_lock(out, "curate import"):
+        out.write_text("rows\n")
+    assert out.read_text() == "rows\n"

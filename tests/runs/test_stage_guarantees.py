@@ -8,6 +8,7 @@ old or a complete new set.
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 import textwrap
@@ -30,9 +31,18 @@ def curate(*args: str, kill_at: int | None = None, env: dict[str, str] | None = 
                           timeout=300)
 
 
+def _words(rng: random.Random, count: int) -> str:
+    return " ".join(rng.choice(VOCAB) for _ in range(count))
+
+
+VOCAB = tuple(f"{a}{b}" for a in ("ri", "mo", "ka", "te", "su", "lo", "ne", "pa") for b in ("ver", "nda", "sto", "lim"))
+
+
 def records(n: int, tag: str, dup: int = 0) -> list[dict]:
-    rows = [make_record([{"role": "user", "content": f"{tag} question number {i} about a topic worth asking"},
-                         {"role": "assistant", "content": f"{tag} answer {i}: " + "a sensible reply " * 8}],
+    """``n`` distinct records (random words, so no dedup rule sees two as near-duplicates) plus ``dup`` exact copies."""
+    rng = random.Random(f"{tag}-{n}")
+    rows = [make_record([{"role": "user", "content": f"{tag} question {i}: {_words(rng, 14)}?"},
+                         {"role": "assistant", "content": f"{tag} answer {i}: {_words(rng, 30)}."}],
                         {"source": tag})
             for i in range(n)]
     return rows + rows[:dup]
