@@ -142,3 +142,27 @@ def test_folders_made_for_the_lock_go_again_when_left_empty(tmp_path: Path) -> N
     with output_lock(out, "curate import"):
         out.write_text("rows\n")
     assert out.read_text() == "rows\n"
+
+
+def test_without_flock_o_excl_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    import curate.runs.lock as lock
+
+    monkeypatch.setattr(lock, "fcntl", None)  # a filesystem or platform without flock
+    out = tmp_path / "curated.jsonl"
+    busy = pytest.raises(CurateError, match=f"in use by pid {os.getpid()} on .*\\(curate filter\\)")
+    with lock.output_lock(out, "curate filter"), busy:
+        lock.acquire(out, "curate filter")
+    assert not lock_path(out).exists()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock_path(out).write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(), "command": "curate filter",
+                                          "started": "earlier"}))
+    notices: list[str] = []
+    with lock.output_lock(out, "curate filter", notice=notices.append):
+        assert json.loads(lock_path(out).read_text())["pid"] == os.getpid()
+    assert notices and f"pid {dead.pid}" in notices[0]
+    lock_path(out).write_text(json.dumps({"pid": 1, "host": "another-host", "started": "earlier"}))
+    with pytest.raises(CurateError, match="in use by pid 1 on another-host"):  # cannot tell: never taken over
+        lock.acquire(out, "curate filter")
