@@ -1,6 +1,6 @@
 """Benchmarks of `curate train` on CPU: does the default fit, how fast against the tutorial recipe, what is forgotten.
 
-    .venv/bin/python bench/bench_train.py fit          [--steps 2]                # 64 and 2,000 records
+    .venv/bin/python bench/bench_train.py fit          [--steps 2 --counts 64,2000]
     .venv/bin/python bench/bench_train.py speed        [--records 500 --steps 2]  # defaults vs --config tutorial
     .venv/bin/python bench/bench_train.py forgetting   [--steps 8 --batch 2 --eval 60]
 
@@ -95,13 +95,14 @@ def append(section: str) -> None:
 def fit(args: argparse.Namespace) -> None:
     everything = imported(GSM8K, "gsm8k")
     rows = []
-    for count in (64, 2000):
+    counts = [int(c) for c in args.counts.split(",")]
+    for count in counts:
         data = subset(everything, 0, count, f"gsm8k_{count}")
         rows.append(timed_train(f"fit_{count}", data, ["--max-steps", str(args.steps)]))
     lines = [f"### Defaults fit ({datetime.date.today()}, measured under load)", "",
              "| records | command | exit | peak RSS (MB) | wall | tokens/s | load avg before / after |",
              "|---|---|---|---|---|---|---|"]
-    for count, row in zip((64, 2000), rows, strict=True):
+    for count, row in zip(counts, rows, strict=True):
         lines.append(f"| {count} | `{row['command']}` | {row['exit']} | {row['peak_rss_mb']} | {row['wall']} | "
                      f"{row.get('tokens_per_second')} | {row['load_before']} / {row['load_after']} |")
     lines += ["", f"Sizing line: `{rows[0]['sizing_line']}`"]
@@ -203,6 +204,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=500)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--eval", type=int, default=60)
+    parser.add_argument("--counts", default="64,2000", help="fit: record counts")
     args = parser.parse_args()
     {"fit": fit, "speed": speed, "forgetting": forgetting}[args.what](args)
 
