@@ -224,13 +224,27 @@ def output_lock(target: str | os.PathLike[str], command: str,
         held.release()
 
 
+def _secondary_rank() -> bool:
+    """True in the non-zero ranks of a distributed launch (torchrun / accelerate set RANK): one run, one lock."""
+    try:
+        return int(os.environ.get("RANK", "0")) != 0
+    except ValueError:
+        return False
+
+
 @contextlib.contextmanager
-def guard_output(target: str | os.PathLike[str], command: str, *, folder: bool = False) -> Iterator[OutputLock]:
+def guard_output(target: str | os.PathLike[str], command: str, *,
+                 folder: bool = False) -> Iterator[OutputLock | None]:
     """:func:`check_writable` then :func:`output_lock`: what a stage does before any work.
 
     In a click command: ``click.get_current_context().with_resource(guard_output(out, "curate import"))``.
+    Under a multi-process launch (``accelerate launch``, ``torchrun``) only rank 0 takes the lock:
+    the other ranks are the same run, not a second one.
     """
     check_writable(target, folder=folder)
+    if _secondary_rank():
+        yield None
+        return
     with output_lock(target, command) as held:
         yield held
 

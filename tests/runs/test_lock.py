@@ -166,3 +166,17 @@ def test_without_flock_o_excl_fallback(tmp_path: Path, monkeypatch: pytest.Monke
     lock_path(out).write_text(json.dumps({"pid": 1, "host": "another-host", "started": "earlier"}))
     with pytest.raises(CurateError, match="in use by pid 1 on another-host"):  # cannot tell: never taken over
         lock.acquire(out, "curate filter")
+
+
+def test_only_rank_zero_of_a_distributed_launch_locks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from curate.runs.lock import guard_output
+
+    out = tmp_path / "runs" / "NAME"
+    with guard_output(out, "curate train", folder=True) as held:  # rank 0 (or no launcher)
+        assert held is not None
+        monkeypatch.setenv("RANK", "1")
+        with guard_output(out, "curate train", folder=True) as other:  # rank 1 of the same run: no second lock
+            assert other is None
+        monkeypatch.delenv("RANK")
+        with pytest.raises(CurateError, match="in use"):  # a second, separate run is still refused
+            acquire(out, "curate train")
