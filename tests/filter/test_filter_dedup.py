@@ -229,3 +229,18 @@ def test_defaults_pair_and_one_text_thresholds():
     assert (text.threshold, text.response_threshold) == (0.7, None)
     with pytest.raises(CurateError, match="--response-threshold applies to --dedup-on pair"):
         DedupConfig(dedup_on="response", response_threshold=0.5)
+
+
+def test_pair_rule_is_the_same_one_pair_at_a_time_and_over_arrays():
+    rng = random.Random(13)
+    passage = sentence(rng, 80)
+    prompts = [f"{passage} {sentence(rng, 6)}" for _ in range(6)] + [edit(passage, rng, 3) for _ in range(4)]
+    responses = ["more", "Sure! more", "less", sentence(rng, 20), sentence(rng, 4), "the 1860s"] + \
+                [sentence(rng, 3) for _ in range(4)]
+    cfg = DedupConfig(dedup_on="pair", threshold=0.3, response_threshold=0.4, ngram=3)
+    feats = steps.features(cfg, pair_frame(prompts, responses), pl.Series([True] * len(prompts)))
+    a, b = np.triu_indices(len(prompts), 1)
+    together, _ = steps._pair_matches(cfg, feats, a, b)
+    one = steps._pair_match(cfg, feats)(np.arange(len(prompts)))
+    assert together.tolist() == [one(int(i), int(j)) for i, j in zip(a, b, strict=True)]
+    assert together.any() and not together.all()

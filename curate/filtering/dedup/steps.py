@@ -151,14 +151,25 @@ def _contained(f: Features, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return found.all(axis=1) & (np.minimum(f.response_words[a], f.response_words[b]) > 0)
 
 
+def _needs(cfg: DedupConfig, num_perm: int) -> tuple[int, int]:
+    """Equal signature values the prompts and the responses need (Jaccard >= their thresholds)."""
+    def need(t: float) -> int:
+        return int(np.ceil(t * num_perm - 1e-9))
+    return need(cfg.threshold), need(cfg.response_threshold or cfg.threshold)
+
+
+def _is_short(cfg: DedupConfig, wa: Any, wb: Any) -> Any:
+    """Pairs whose responses are compared by word containment instead of MinHash (works on arrays and ints)."""
+    return (np.minimum(wa, wb) < cfg.short_response) & (np.abs(wa - wb) <= 3)
+
+
 def _pair_matches(cfg: DedupConfig, f: Features, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs confirmed on both fields, and the prompt similarity of each pair."""
-    p_sim = minhash.estimated_jaccard(f.sig, a, b)
-    r_sim = minhash.estimated_jaccard(f.response_sig, a, b)
-    wa, wb = f.response_words[a], f.response_words[b]
-    short = (np.minimum(wa, wb) < cfg.short_response) & (np.abs(wa - wb) <= 3)
-    r_ok = np.where(short, _contained(f, a, b), r_sim >= (cfg.response_threshold or cfg.threshold))
-    return (p_sim >= cfg.threshold) & r_ok, p_sim
+    """The pair rule over arrays of pairs (a[i], b[i]): confirmed on both fields; and the prompt similarity."""
+    need_p, need_r = _needs(cfg, f.sig.shape[1])
+    p_equal = (minhash.estimated_jaccard(f.sig, a, b) * f.sig.shape[1]).round()
+    r_equal = (minhash.estimated_jaccard(f.response_sig, a, b) * f.sig.shape[1]).round()
+    r_ok = np.where(_is_short(cfg, f.response_words[a], f.response_words[b]), _contained(f, a, b), r_equal >= need_r)
+    return (p_equal >= need_p) & r_ok, p_equal / f.sig.shape[1]
 
 
 def _pair_candidates(cfg: DedupConfig, f: Features, node_ids: np.ndarray) -> pl.DataFrame:
@@ -203,21 +214,18 @@ def _signature_match(cfg: DedupConfig, f: Features) -> Any:
 
 
 def _pair_match(cfg: DedupConfig, f: Features) -> Any:
-    """The pair rule for one (kept, candidate) pair, on rows gathered in rank order."""
-    need_p = int(np.ceil(cfg.threshold * f.sig.shape[1] - 1e-9))
-    need_r = int(np.ceil((cfg.response_threshold or cfg.threshold) * f.sig.shape[1] - 1e-9))
+    """The pair rule for one (kept, candidate) pair of ranks: :func:`_pair_matches`' rule, one pair at a time."""
+    need_p, need_r = _needs(cfg, f.sig.shape[1])
 
     def make(node_ids: np.ndarray) -> Any:
         p_sig, r_sig = f.sig[node_ids], f.response_sig[node_ids]
-        words, short = f.response_words[node_ids].tolist(), f.response_short[node_ids]
+        words = f.response_words[node_ids].tolist()
 
         def match(cand: int, row: int) -> bool:
             if int(np.count_nonzero(p_sig[cand] == p_sig[row])) < need_p:
                 return False
-            a, b = words[cand], words[row]
-            if min(a, b) < cfg.short_response and abs(a - b) <= 3:
-                small, large = (short[cand], short[row]) if a <= b else (short[row], short[cand])
-                return min(a, b) > 0 and bool(np.isin(small[small != 0], large).all())
+            if _is_short(cfg, words[cand], words[row]):
+                return bool(_contained(f, node_ids[[cand]], node_ids[[row]])[0])
             return int(np.count_nonzero(r_sig[cand] == r_sig[row])) >= need_r
         return match
     return make
