@@ -5,8 +5,10 @@ Usage (from the repository root):
 
     .venv/bin/python bench/make_filter_scale_data.py ../shared/data/t0_prompt_completion.jsonl.gz /tmp/scale_1m.jsonl
     .venv/bin/python bench/bench_filter_scale.py /tmp/scale_1m.jsonl --work /tmp/bench_scale [--sizes 10000,100000,1000000]
-        [-- extra curate filter flags, e.g. --trust-ids]
+        [-- extra curate filter flags, e.g. --strip-special-tokens --trust-ids]
 
+The scale file is T0: its answers end in the literal `<|endoftext|>`, which the `sft` preset rejects
+(`special_token_text`); pass `-- --strip-special-tokens` to measure the filter on rows that survive it.
 Each size is the first N rows of the scale file, run as its own process under /usr/bin/time -v
 (peak RSS = "Maximum resident set size"). Prints one JSON line per size and a markdown table.
 """
