@@ -34,11 +34,14 @@ def load_run(run_dir: str | Path, base_only: bool = False) -> LoadedRun:
     from transformers import AutoTokenizer
 
     from curate.lm.render import template_hash
+    from curate.runs.commit import journal_members, read_set
     from sft import modeling
     from sft.merge import run_base
 
     modeling.quiet_library_warnings()
     run_dir = Path(run_dir)
+    # the run's files as one set: a commit killed half way is finished, a mix of two runs refused
+    read_set(journal_members(run_dir / "config.yaml"))
     adapter = (run_dir / "adapter_config.json").exists()
     full = (run_dir / "config.json").exists() and any(run_dir.glob("*.safetensors"))
     if not adapter and not full:

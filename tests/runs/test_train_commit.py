@@ -1,5 +1,5 @@
-"""`curate train` killed inside its final commit: a reader finds one run's config, metrics, curve,
-adapter and tokenizer (every step of the same commit is covered cheaply by test_commit's
+"""`curate train` killed inside its final commit: the next reader (`curate chat`) finishes the commit
+and finds one run's config, metrics, curve, adapter and tokenizer (every step of the same commit is covered cheaply by test_commit's
 commit_files test; here the real stage is killed at the commit point and in the middle of its renames)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from curate.runs.commit import KILL_ENV, journal_members, read_set
+from curate.runs.commit import KILL_ENV, journal_members, read_set, verify_set
 
 _SFT_CONFTEST = Path(__file__).parents[1] / "sft" / "conftest.py"
 
@@ -53,7 +53,14 @@ def test_train_killed_in_its_commit_leaves_one_runs_files(tiny: tuple[Path, Path
     # step 4: staged (1), journal (2), two members renamed (3, 4), the rest still staged
     assert _train(model, data, out, steps=2, kill_at=4) == -9
     members = journal_members(out / "config.yaml")
-    assert read_set(members).state == "complete"  # the reader finished the killed commit
+    assert verify_set(members).state == "committing"  # killed inside the commit window
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("what is two plus three\n")
+    chat = subprocess.run([sys.executable, "-m", "curate", "chat", str(out), "--prompts", str(prompts),
+                           "--max-new-tokens", "3"], env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                          capture_output=True, text=True, timeout=300)
+    assert chat.returncode == 0, chat.stderr  # the reader (chat) finished the killed commit, then loaded the run
+    assert read_set(members).state == "complete"
     names = {m.name for m in members}
     assert {"config.yaml", "metrics.json", "loss_curve.png", "adapter_model.safetensors",
             "adapter_config.json"} <= names
