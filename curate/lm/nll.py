@@ -12,7 +12,8 @@ Why it is written this way:
   small and a long row does not blow up memory.
 * Position ids are computed from the attention mask, so left and right padding give the same
   numbers (many models otherwise number a left-padded row's tokens from the pad).
-* The vocabulary projection runs only on the positions that predict a scored token: the
+* The vocabulary projection runs only on the positions that predict a scored token, a chunk at
+  a time (:func:`curate.lm.loss.token_nll`, the same head + cross-entropy training uses): the
   logits of a 49k-token vocabulary over every prompt token are most of the memory and a good
   part of the time of a small model. Models whose head does more than a linear layer (logit
   soft-capping, logit scaling) get full logits instead.
@@ -118,14 +119,16 @@ def _batch_nll(model: Any, ids: list[list[int]], labels: list[list[int]], pad_id
     rows, cols = torch.nonzero(targets != IGNORE_INDEX, as_tuple=True)
     with torch.inference_mode():
         if _plain_head(model):
+            from curate.lm.loss import token_nll as head_nll
+
             hidden = model.get_decoder()(input_ids=input_ids, attention_mask=mask, position_ids=position_ids,
                                          use_cache=False).last_hidden_state
-            logits = model.get_output_embeddings()(hidden[rows, cols])
+            head = model.get_output_embeddings()
+            nll = head_nll(hidden[:, :-1], head.weight, targets, getattr(head, "bias", None))
         else:
             logits = model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids,
                            use_cache=False).logits[rows, cols]
-        logprobs = torch.log_softmax(logits.float(), dim=-1)
-        nll = -logprobs.gather(-1, targets[rows, cols].unsqueeze(-1)).squeeze(-1)
+            nll = torch.nn.functional.cross_entropy(logits.float(), targets[rows, cols], reduction="none")
     values = nll.cpu().numpy().astype(np.float64)
     counts = np.bincount(rows.cpu().numpy(), minlength=len(ids))
     return np.split(values, np.cumsum(counts)[:-1])
