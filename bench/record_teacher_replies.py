@@ -44,10 +44,10 @@ def main() -> None:
     args = parser.parse_args()
     from llama_cpp import Llama
 
-    llm = Llama(str(bundled_gguf()), n_ctx=4096, n_threads=2, verbose=False, seed=args.seed)
+    llm = Llama(str(bundled_gguf()), n_ctx=4096, n_threads=1, verbose=False, seed=args.seed)
     rows = []
-    for preset, max_tokens, stops in (("self-instruct", 400, ["\n16", "16.", "16 ."]),
-                                      ("alpaca", 700, ["\n20", "20."])):
+    for preset, max_tokens, stops in (("self-instruct", 300, ["\n16", "16.", "16 ."]),
+                                      ("alpaca", 500, ["\n20", "20."])):
         for k, prompt in enumerate(prompts(preset, args.per_mode, args.seed)):
             for style in ("chat", "completion"):
                 sampling = {"max_tokens": max_tokens, "temperature": 0.7 if preset == "self-instruct" else 1.0,
