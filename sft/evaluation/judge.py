@@ -35,7 +35,7 @@ correct and clear. Length alone is not a reason to prefer an answer.
 
 Which answer is better? Reply with exactly one of: A, B, tie."""
 
-_VERDICT = re.compile(r"\b(tie|A|B)\b", re.IGNORECASE)
+_VERDICT = re.compile(r"\b((?i:tie)|A|B)\b")
 
 
 @dataclass
@@ -52,8 +52,10 @@ def parse_verdict(text: str) -> str:
     stripped = text.strip().strip("[]*.:\"' ")
     if stripped.lower() in ("a", "b", "tie"):
         return stripped.upper() if len(stripped) == 1 else "tie"
-    for pattern in (r"\[\[(A|B|tie)\]\]", r"(?:answer|response)\s+(A|B)\b"):
-        found = re.search(pattern, text, re.IGNORECASE)
+    # the verdict letter is matched case-sensitively: "the answer is a good one" is no verdict
+    for pattern in (r"\[\[(A|B|(?i:tie))\]\]", r"(?i:answer|response)\s+(?i:is\s+)?(A|B)\b",
+                    r"\b(?i:is|choose|pick|prefer)\s+(A|B)\b", r"(?i:\b(?:it'?s|is)\s+a\s+(tie)\b)"):
+        found = re.search(pattern, text)
         if found:
             word = found.group(1)
             return "tie" if word.lower() == "tie" else word.upper()

@@ -80,7 +80,10 @@ def test_ties_count_half_in_the_length_controlled_fit():
 
 @pytest.mark.parametrize("reply,verdict", [("A", "A"), (" b.", "B"), ("Tie", "tie"), ("[[B]]", "B"),
                                            ("Answer A is better", "A"), ("I cannot decide", "invalid"),
-                                           ("A, because it is right", "A")])
+                                           ("A, because it is right", "A"), ("The answer is A.", "A"),
+                                           ("I would choose B", "B"), ("It's a tie", "tie"),
+                                           ("the answer is a good one", "invalid"),
+                                           ("a fine answer", "invalid")])
 def test_parse_verdict(reply, verdict):
     assert parse_verdict(reply) == verdict
 
