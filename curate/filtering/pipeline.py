@@ -32,51 +32,19 @@ import polars as pl
 
 from curate.errors import CurateError
 from curate.filtering import outputs
+from curate.filtering.decisions import apply_decisions, dedup_nodes
 from curate.filtering.dedup import steps
 from curate.filtering.executors.local import ChunkRun, run_against, run_chunks
 from curate.filtering.settings import FilterConfig, load_config
 from curate.records.jsonl import Quarantine
 
-__all__ = ["FilterConfig", "FilterResult", "load_config", "run_filter"]
+__all__ = ["FilterConfig", "FilterResult", "apply_decisions", "load_config", "run_filter"]
 
 
 @dataclass
 class FilterResult:
     report: dict[str, Any]
     paths: dict[str, str]
-
-
-def _nodes(rows: pl.DataFrame, anchors: pl.DataFrame) -> pl.DataFrame:
-    """Rows still alive, plus the --against rows as anchors, as dedup nodes."""
-    cols = [pl.col("row").alias("node"), "id", "exact_key", "length", "score"]
-    nodes = rows.filter(pl.col("reason").is_null()).select(*cols, pl.lit(False).alias("anchor"))
-    if anchors.height:
-        nodes = pl.concat([nodes, anchors.select(*cols, pl.lit(True).alias("anchor"))])
-    return nodes
-
-
-def apply_decisions(rows: pl.DataFrame, nodes: pl.DataFrame, dups: pl.DataFrame) -> pl.DataFrame:
-    """Add the dedup reasons, details, ``dup_of`` and ``cluster_id`` of ``dups`` to ``rows``."""
-    rows = rows.with_columns(pl.lit(None, pl.String).alias("dup_of"), pl.lit(None, pl.String).alias("cluster_id"))
-    if dups.height == 0:
-        return rows
-    exact = pl.col("stage") == "exact_dedup"
-    reps = nodes.select(pl.col("node").alias("rep"), pl.col("id").alias("dup_of_new"), pl.col("anchor").alias("old"))
-    dups = dups.join(reps, on="rep", how="left").with_columns(
-        (pl.when(exact).then(pl.lit("exact_duplicate")).otherwise(pl.lit("near_duplicate"))
-         + pl.when(pl.col("old")).then(pl.lit("_of_existing")).otherwise(pl.lit(""))).alias("reason_new"),
-        pl.format("{} {}", pl.when(exact).then(pl.lit("same normalized text as"))
-                  .otherwise(pl.format("estimated Jaccard {} with", pl.col("similarity").round(3))),
-                  pl.col("dup_of_new")).alias("detail_new"),
-    )
-    rows = rows.join(dups.select(pl.col("node").alias("row"), pl.col("stage").alias("stage_new"), "reason_new",
-                                 "detail_new", "dup_of_new", pl.col("cluster").alias("cluster_new")),
-                     on="row", how="left")
-    return rows.with_columns(
-        pl.coalesce(old, new).alias(old) for old, new in (
-            ("reason", "reason_new"), ("stage", "stage_new"), ("detail", "detail_new"), ("dup_of", "dup_of_new"),
-            ("cluster_id", "cluster_new"))
-    ).drop("stage_new", "reason_new", "detail_new", "dup_of_new", "cluster_new")
 
 
 def _dedup(cfg: FilterConfig, chunk_run: ChunkRun, rows: pl.DataFrame, seconds: Counter[str]
@@ -91,7 +59,7 @@ def _dedup(cfg: FilterConfig, chunk_run: ChunkRun, rows: pl.DataFrame, seconds: 
         features = features + against.features
         seconds.update(against.seconds)
     start = time.perf_counter()
-    nodes = _nodes(rows, anchors)
+    nodes = dedup_nodes(rows, anchors)
     dups, stats = steps.decide(cfg.dedup, cfg.exact_dedup, steps.concat(features, cfg.dedup), nodes)
     seconds["near_dedup" if cfg.dedup is not None else "exact_dedup"] += time.perf_counter() - start
     return apply_decisions(rows, nodes, dups), stats
