@@ -53,10 +53,13 @@ VERIFY_MODES = ("none", "signature", "exact")
               help="Personal data (e-mail, phone, IP, card numbers, API keys): reject the row or mask it.")
 @click.option("--native-read", is_flag=True, default=None,
               help="Parse and check clean JSONL with Polars instead of Python (same results).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where the stages run: this process, or a Ray cluster (pip install 'curate[ray]').")
+@click.option("--address", help="--executor ray: the cluster (auto | ray://HOST:PORT)  [default: start a local one]")
 @click.option("--skip-invalid", is_flag=True, help="Quarantine malformed rows instead of stopping.")
 @click.option("--quarantine", type=click.Path(dir_okay=False), help="[default: OUT's name + .invalid.jsonl]")
 def command(source: str, out: str, config_path: str | None, skip_invalid: bool, quarantine: str | None,
-            **flags: object) -> None:
+            executor: str, address: str | None, **flags: object) -> None:
     """Filter SOURCE (curate records, or anything `curate import` reads: converted on the way in) into OUT.
 
     Stages: quality filters (--preset), decontamination, exact dedup, MinHash LSH near-dedup.
@@ -73,7 +76,8 @@ def command(source: str, out: str, config_path: str | None, skip_invalid: bool, 
     from curate.records.sources import records_file
 
     with records_file(source, say=lambda line: click.echo(line, err=True)) as path:  # Parquet, Arrow, hub ids, ...
-        result = run_filter(path, out, cfg, skip_invalid, quarantine, progress=True)
+        result = run_filter(path, out, cfg, skip_invalid, quarantine, progress=True, executor=executor,
+                            address=address)
     Console(stderr=True).print(summary_table(result.report))
     click.echo(f"kept {result.report['kept']} of {result.report['in']} rows -> {out}; "
                f"rejected -> {result.paths['rejected']}; report -> {result.paths['report']}")

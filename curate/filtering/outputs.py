@@ -73,7 +73,7 @@ def _near_pairs(rows: pl.DataFrame) -> pl.DataFrame:
     """(line, rep_line, cluster_id, id, dup_of) of each near-duplicate whose representative is in this input."""
     near = rows.filter(pl.col("stage") == "near_dedup").select("line", "id", "dup_of", "cluster_id")
     return near.join(rows.select(pl.col("id").alias("dup_of"), pl.col("line").alias("rep_line")).unique("dup_of"),
-                     on="dup_of", how="inner")
+                     on="dup_of", how="inner").sort("line")  # a join has no fixed order; the examples must not vary
 
 
 def _response(raw: bytes | None, value: Any) -> str:

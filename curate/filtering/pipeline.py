@@ -83,8 +83,15 @@ def run_filter(
     skip_invalid: bool = False,
     quarantine_path: str | os.PathLike[str] | None = None,
     progress: bool = False,
+    executor: str = "local",
+    address: str | None = None,
 ) -> FilterResult:
-    """Filter and dedup ``source`` into ``out`` and its siblings; see the module docstring."""
+    """Filter and dedup ``source`` into ``out`` and its siblings; see the module docstring.
+
+    ``executor="ray"`` runs the same stages on a Ray cluster (:mod:`curate.filtering.executors.ray`) at
+    ``address`` (auto, ray://host:port; None starts a local one); the outputs are the same."""
+    if address is not None and executor != "ray":
+        raise CurateError("--address applies only to --executor ray")
     from curate.runs.lock import check_writable, output_lock
 
     paths = outputs.output_paths(out)
@@ -92,7 +99,24 @@ def run_filter(
         raise CurateError(f"{source}: the input would be overwritten by an output; choose another --out")
     check_writable(out)
     with output_lock(out, "curate filter"):
+        if executor == "ray":
+            return _run_ray(source, out, paths, cfg, skip_invalid, quarantine_path, address)
         return _run(source, out, paths, cfg, skip_invalid, quarantine_path, progress)
+
+
+def _run_ray(source: str | os.PathLike[str], out: str | os.PathLike[str], paths: dict[str, Path], cfg: FilterConfig,
+             skip_invalid: bool, quarantine_path: str | os.PathLike[str] | None, address: str | None
+             ) -> FilterResult:
+    from curate.filtering.executors import ray
+    from curate.runs import names
+
+    started = time.perf_counter()
+    seconds: Counter[str] = Counter()
+    eval_sets = _eval_sets(cfg, seconds)
+    side = Path(quarantine_path) if quarantine_path else names.quarantine_path(out)
+    quarantine = Quarantine(side) if skip_invalid else None
+    report = ray.run(source, paths, cfg, eval_sets, quarantine, seconds, started, address, apply_decisions)
+    return FilterResult(report, {k: str(v) for k, v in paths.items()})
 
 
 def _run(source: str | os.PathLike[str], out: str | os.PathLike[str], paths: dict[str, Path], cfg: FilterConfig,
