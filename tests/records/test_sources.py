@@ -214,3 +214,16 @@ def test_every_format_reads_the_same_from_parquet_as_from_jsonl(tmp_path: Path, 
     from_jsonl = list(open_records(tmp_path / "rows.jsonl"))
     assert [r["id"] for r in from_parquet] == [r["id"] for r in from_jsonl]
     assert [r["messages"] for r in from_parquet] == [r["messages"] for r in from_jsonl]
+
+
+def test_truncated_gzip_names_where_it_breaks_and_json_errors_read_cleanly(tmp_path: Path) -> None:
+    data = gzip.compress("".join(json.dumps(r) + "\n" for r in ALPACA * 4000).encode())
+    truncated = tmp_path / "cut.jsonl.gz"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match=r"not a readable gzip file: the data ends or breaks after line \d+"):
+        list(open_records(truncated))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(ALPACA[0]) + '\n{"instruction": "unterminated\n')
+    with pytest.raises(InputError) as err:
+        list(open_records(bad))
+    assert str(err.value).startswith(f"{bad}:2: malformed JSON at column ") and "at at" not in str(err.value)
