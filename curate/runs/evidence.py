@@ -339,8 +339,7 @@ def find_run_files(folder: str | os.PathLike[str], curated: str | os.PathLike[st
     files.manifest = _typed(gen.manifest, Manifest, files.problems)
     files.errors = present(gen.errors)
     files.rejected_candidates = present(gen.rejected)
-    files.imports = [r for path in sorted(folder.glob(f"*.{names.IMPORT_REPORT}"))
-                     if (r := _typed(path, ImportReport, files.problems)) is not None]
+    files.imports = _lineage_imports(folder, kept, files)
     files.train = _find_train_runs(folder)
     files.compare = _find_compare_runs(folder)
     return files
@@ -354,6 +353,22 @@ def check_output_set(primary: Path, problems: list[str]) -> None:
     status = read_set(journal_members(primary))
     if status.state == "modified":
         problems.append(f"{primary.parent}: {status.describe()}")
+
+
+def _lineage_imports(folder: Path, kept: Path, files: RunFiles) -> list[ImportReport]:
+    """Import reports of the rows at hand: the import wrote the kept file itself, or the file filter read.
+
+    Another import in the same folder (an eval set, say) is not this data's provenance.
+    """
+    wanted = {kept.name}
+    if files.filter_report is not None and files.filter_report.input:
+        wanted.add(Path(files.filter_report.input).name)
+    reports = []
+    for path in sorted(folder.glob(f"*.{names.IMPORT_REPORT}")):
+        report = _typed(path, ImportReport, files.problems)
+        if report is not None and report.output in wanted:
+            reports.append(report)
+    return reports
 
 
 def _default_curated(folder: Path) -> Path:

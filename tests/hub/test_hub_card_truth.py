@@ -125,11 +125,14 @@ def test_licence_comes_from_the_imported_sources_card(tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(cli, ["import", str(folder), "--out", str(tmp_path / "w" / "records.jsonl")])
     assert result.exit_code == 0, result.output
+    (tmp_path / "evalset.json").write_text(json.dumps(HUMAN[:2]))  # another import in the folder: not this data's
+    assert runner.invoke(cli, ["import", str(tmp_path / "evalset.json"), "--out",
+                               str(tmp_path / "w" / "eval.jsonl")]).exit_code == 0
     report = json.loads((tmp_path / "w" / "records.import.json").read_text())
     assert report["sources"][0]["license"] == "mit" and report["sources"][0]["source"] == "people"
     card, everything = _export(tmp_path / "w" / "records.jsonl", tmp_path / "ds")
     assert card.data.license == "mit" and "the card of people declares mit" in card.text
-    assert (tmp_path / "ds" / "provenance" / "records.import.json").is_file()
+    assert sorted(p.name for p in (tmp_path / "ds" / "provenance").iterdir()) == ["records.import.json"]
     _check_common(card, everything, tmp_path)
 
     # a save_to_disk folder carries its licence in the dataset info; mixed with an unlicensed file: other
