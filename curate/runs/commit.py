@@ -17,12 +17,16 @@ first (primary) member:
 
 A crash (kill -9) anywhere leaves either the old set with its old journal, or a journal in
 state ``committing`` whose staged files finish the job: :func:`read_set` (every curate
-reader) and the next writer roll it forward under the output lock. :func:`verify_set` is the
+reader: report, export's card, chat/eval loading a run) and the next writer roll it forward
+(renames of a decided commit are idempotent, so two finishing it at once is safe). :func:`verify_set` is the
 read-only check: it says which run the files come from, or exactly which member is not from
 the run the journal names ("incomplete set: rejected.jsonl is from run A, the set from run B").
 A member matches its record by inode + size + mtime (free), else by sha256 (a copied folder).
 
-**Folder outputs** (export's dataset folder, train's run folder): write into a fresh
+Members known only once written (a training run's adapter and tokenizer files, compare's
+plots): write them into a scratch folder and call :func:`commit_files`.
+
+**Folder outputs** (export's dataset folder): write into a fresh
 ``.NAME.RUNID.staged/`` beside the target, fsync, then swap it in with one atomic
 ``renameat2(RENAME_EXCHANGE)`` (Linux); elsewhere two renames guarded by a journal that the
 next run or reader rolls forward.
@@ -31,11 +35,11 @@ Crash tests inject the kill: with ``CURATE_TEST_KILL_AT_STEP=k`` the process SIG
 the k-th commit step it reaches (see :func:`crash_point`), so a test walks k = 1, 2, ... over
 every step instead of hoping to hit one by timing.
 
-    from curate.runs.commit import output_set, read_set
+    from curate.runs.commit import journal_members, output_set, read_set
     with output_set([curated, rejected, report], command="curate filter") as out:
         with out.open(curated) as f: ...
         with out.open(rejected) as f: ...
-    read_set([curated, rejected, report])   # SetStatus(state="complete", run_id=...)
+    read_set(journal_members(curated))       # SetStatus(state="complete", run_id=...)
 """
 
 from __future__ import annotations
