@@ -68,8 +68,14 @@ def summary_table(report: dict[str, Any]) -> Any:
             table.add_row("", reason, str(n), f"{100 * n / total:.1f}", "")
     table.add_row("[bold]kept[/bold]", "", f"[bold]{report['kept']}[/bold]", f"{100 * report['kept'] / total:.1f}",
                   f"{report['seconds']['total']:.2f}")
+    notes = []
+    special = report["rejected_by_reason"].get("special_token_text", 0)
+    if special:
+        notes.append(f"{special} rows hold chat-template special tokens as text: --strip-special-tokens removes "
+                     f"a trailing one instead of dropping the row")
     sanity = report.get("near_dedup", {}).get("cluster_sanity")
     if sanity and sanity.get("flagged_clusters"):
-        table.caption = (f"{sanity['flagged_clusters']} near-dup clusters have members whose responses disagree "
-                         f"(see filter_report.json near_dedup.cluster_sanity)")
+        notes.append(f"{sanity['flagged_clusters']} near-dup clusters have members whose responses disagree "
+                     f"(see filter_report.json near_dedup.cluster_sanity)")
+    table.caption = "\n".join(notes) or None
     return table
