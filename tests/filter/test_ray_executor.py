@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import json
 import random
+import signal
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from filter_data import edit, record, sentence, write_jsonl
 
+from curate.errors import CurateError
 from curate.filtering.pipeline import load_config, run_filter
 
 ray = pytest.importorskip("ray")
@@ -109,3 +113,54 @@ def test_batch_size_does_not_change_the_result(cluster, tmp_path: Path, data: tu
     assert small[1] == small[0]
     large = _both(tmp_path / "large", data, {}, chunk_rows=5000)
     assert large[1][:2] == small[1][:2]
+
+
+def _kill_a_busy_worker(deadline: float) -> int | None:
+    """SIGKILL the first worker of this test's cluster seen running a stage task (workers are our descendants)."""
+    import psutil
+
+    me = psutil.Process()
+    while time.monotonic() < deadline:
+        for proc in me.children(recursive=True):
+            try:
+                title = " ".join(proc.cmdline())
+            except psutil.Error:
+                continue
+            if title.startswith(("ray::MapBatches", "ray::_partition", "ray::_chain_edges")):
+                proc.send_signal(signal.SIGKILL)
+                return proc.pid
+        time.sleep(0.005)
+    return None
+
+
+def test_killed_worker_completes_or_fails_cleanly(cluster, tmp_path: Path) -> None:
+    rows, evals = _rows(6000, seed=11)
+    pool = write_jsonl(tmp_path / "pool.jsonl", rows)
+    local_out = tmp_path / "local" / "curated.jsonl"
+    local_out.parent.mkdir()
+    cfg = load_config(None, {})
+    cfg.chunk_rows = 200
+    run_filter(pool, local_out, cfg, executor="local")
+    out = tmp_path / "ray" / "curated.jsonl"
+    out.parent.mkdir()
+    outcome: dict = {}
+
+    def go() -> None:
+        try:
+            run_filter(pool, out, cfg, executor="ray")
+            outcome["ok"] = True
+        except CurateError as exc:
+            outcome["error"] = str(exc)
+
+    thread = threading.Thread(target=go)
+    thread.start()
+    killed = _kill_a_busy_worker(time.monotonic() + 60)
+    thread.join(timeout=300)
+    print(f"killed worker {killed}: {outcome}")
+    assert killed is not None, "no worker was caught running a task"
+    assert not thread.is_alive()
+    if outcome.get("ok"):
+        assert _outcome(out) == _outcome(local_out)
+    else:
+        assert outcome["error"].startswith("ray: the run failed"), outcome
+        assert list(out.parent.iterdir()) == []  # nothing written, not even a partial file

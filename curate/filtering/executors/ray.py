@@ -76,6 +76,17 @@ def session(address: str | None) -> Iterator[Any]:
         ray.shutdown()
 
 
+@contextmanager
+def _failures(ray: Any) -> Iterator[None]:
+    """A task that failed after Ray's retries (a lost node, a worker killed too often, an error in a stage) stops
+    the run with one line; nothing has been written yet, so the previous outputs stay as they were."""
+    try:
+        yield
+    except ray.exceptions.RayError as exc:
+        cause = str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else type(exc).__name__
+        raise CurateError(f"ray: the run failed ({type(exc).__name__}: {cause}); no output written") from None
+
+
 # ---------------------------------------------------------------- features (workers)
 
 def _matrix(arr: np.ndarray) -> Any:
@@ -319,7 +330,7 @@ def run(source: str | os.PathLike[str], paths: dict[str, Path], cfg: FilterConfi
     if cfg.against:
         raise CurateError("--against is not supported with --executor ray yet; run it with --executor local")
     stats: dict[str, Any] = {}
-    with session(address) as ray:
+    with session(address) as ray, _failures(ray):
         start = time.perf_counter()
         tables, score_key = _read(source, cfg, quarantine)
         seconds["read"] += time.perf_counter() - start
