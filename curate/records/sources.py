@@ -388,6 +388,27 @@ class RecordStream:
         return convert
 
 
+def _check_one_kind(container: Container) -> None:
+    """A folder of JSON files is shards only when every file holds the same kind of row.
+
+    A run folder (curated.jsonl beside rejected.jsonl, errors.jsonl, manifest.json, ...) is not
+    a dataset: reading it whole would mix kept and rejected rows, so name the file instead.
+    """
+    files = [p for p in container.files if not p.name.endswith(".parquet")]
+    if container.kind != "shards" or len(files) < 2:
+        return
+    kinds: dict[str, str] = {}
+    for path in files:
+        try:
+            kinds[path.name] = next((row_kind(row) for _, row in iter_json_rows(path)), "empty")
+        except CurateError:
+            kinds[path.name] = "not records"
+    if len(set(kinds.values())) > 1:
+        found = ", ".join(f"{name}: {kind}" for name, kind in list(kinds.items())[:6])
+        raise InputError(container.spec, None, None, f"its files hold different kinds of rows ({found}); "
+                         "name the file to read (for a run folder: FOLDER/curated.jsonl)")
+
+
 def _valid_record(row: Any, check_id: bool) -> bool:
     try:
         validate_record(row, check_id=check_id)
@@ -405,6 +426,7 @@ def open_records(source: str | os.PathLike[str], format_name: str = "auto", *,
     :mod:`curate.records.formats`. ``source_name`` overrides what ``meta.source`` says.
     """
     container = resolve(source)
+    _check_one_kind(container)
     if format_name != "auto":
         if format_name not in (RECORDS, EXPORT_ROWS):
             get_format(format_name)

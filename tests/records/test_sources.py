@@ -227,3 +227,21 @@ def test_truncated_gzip_names_where_it_breaks_and_json_errors_read_cleanly(tmp_p
     with pytest.raises(InputError) as err:
         list(open_records(bad))
     assert str(err.value).startswith(f"{bad}:2: malformed JSON at column ") and "at at" not in str(err.value)
+
+
+def test_a_run_folder_is_not_read_as_one_dataset(tmp_path: Path) -> None:
+    from curate.records.jsonl import write_jsonl
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "a.json").write_text(json.dumps(ALPACA))
+    import_file(run / "a.json", run / "curated.jsonl")
+    write_jsonl(run / "errors.jsonl", [{"batch": 1, "error": "HTTP 500"}])
+    (run / "a.json").unlink()
+    with pytest.raises(InputError, match="different kinds of rows .*name the file to read"):
+        open_records(run)
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for i in range(2):
+        (shards / f"part{i}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ALPACA[i * 3:(i + 1) * 3]))
+    assert len(list(open_records(shards))) == 6  # a plain folder of same-format shards is fine
