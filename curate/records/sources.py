@@ -400,7 +400,8 @@ def _check_one_kind(container: Container) -> None:
     kinds: dict[str, str] = {}
     for path in files:
         try:
-            kinds[path.name] = next((row_kind(row) for _, row in iter_json_rows(path)), "empty")
+            kinds[path.name] = next((row_kind(row) + (" (rejected)" if isinstance(row, Mapping) and "reject" in row
+                                                      else "") for _, row in iter_json_rows(path)), "empty")
         except CurateError:
             kinds[path.name] = "not records"
     if len(set(kinds.values())) > 1:

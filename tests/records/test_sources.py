@@ -236,9 +236,13 @@ def test_a_run_folder_is_not_read_as_one_dataset(tmp_path: Path) -> None:
     run.mkdir()
     (run / "a.json").write_text(json.dumps(ALPACA))
     import_file(run / "a.json", run / "curated.jsonl")
-    write_jsonl(run / "errors.jsonl", [{"batch": 1, "error": "HTTP 500"}])
     (run / "a.json").unlink()
-    with pytest.raises(InputError, match="different kinds of rows .*name the file to read"):
+    rejected = [{**r, "reject": {"stage": "filter", "reason": "too_short"}} for r in _records(run / "curated.jsonl")]
+    write_jsonl(run / "rejected.jsonl", rejected[:2])
+    with pytest.raises(InputError, match=r"rejected.jsonl: records \(rejected\).*name the file to read"):
+        open_records(run)
+    write_jsonl(run / "errors.jsonl", [{"batch": 1, "error": "HTTP 500"}])
+    with pytest.raises(InputError, match="errors.jsonl: not records"):
         open_records(run)
     shards = tmp_path / "shards"
     shards.mkdir()
