@@ -66,6 +66,8 @@ class RunMonitor(TrainerCallback):
         self.wall_start = 0.0
         self.wall_seconds = 0.0
         self._step_start = 0.0
+        self._step_cpu_start = 0.0
+        self.step_cpu_seconds = 0.0  # CPU time of this process during the steps: a speed figure robust to load
         self._previous_handler: Any = None
         self._memory = MemorySampler()
         self._progress: Any = None
@@ -111,9 +113,11 @@ class RunMonitor(TrainerCallback):
 
     def on_step_begin(self, args, state, control, **kwargs):
         self._step_start = time.perf_counter()
+        self._step_cpu_start = time.process_time()
 
     def on_step_end(self, args, state, control, **kwargs):
         self.step_seconds += time.perf_counter() - self._step_start
+        self.step_cpu_seconds += time.process_time() - self._step_cpu_start
         self._steps_here += 1
         if self._progress is not None:
             self._progress.update(self._task, completed=state.global_step)
@@ -182,6 +186,11 @@ class RunMonitor(TrainerCallback):
     def tokens_per_second(self) -> float:
         tokens = self.real_tokens() - self.tokens_at_start
         return tokens / self.step_seconds if self.step_seconds > 0 else 0.0
+
+    def tokens_per_cpu_second(self) -> float:
+        """Real tokens per second of this process's CPU time (all its threads): comparable on a loaded machine."""
+        tokens = self.real_tokens() - self.tokens_at_start
+        return tokens / self.step_cpu_seconds if self.step_cpu_seconds > 0 else 0.0
 
     def peak_memory(self) -> dict[str, Any]:
         import torch

@@ -30,7 +30,7 @@ from curate.lm.render import template_hash
 from curate.records.jsonl import atomic_writer, write_json
 from curate.runs.commit import commit_files
 from curate.runs.evidence import TrainRun
-from curate.runs.lock import locks_output
+from curate.runs.lock import guard_output
 from sft import config as cfg
 from sft import rundir
 from sft.data import dataset, prepare, read_split, split_eval  # noqa: F401  (split_eval: old import path)
@@ -237,6 +237,8 @@ def collect_metrics(trainer: Any, monitor: Any, prepared: Any, packing_mode: str
         "tokens_seen": trainer.real_tokens_seen,
         "tokens_per_second": round(monitor.tokens_per_second(), 1),
         "train_step_seconds": round(monitor.step_seconds, 2),
+        "train_step_cpu_seconds": round(monitor.step_cpu_seconds, 2),
+        "tokens_per_cpu_second": round(monitor.tokens_per_cpu_second(), 1),
         "wall_time_seconds": round(wall, 2),
         "peak_memory": monitor.peak_memory(),
         "model_memory_mb": round(trainer.model.get_memory_footprint() / 2**20, 1),
@@ -297,7 +299,6 @@ def write_run(trainer: Any, tokenizer: Any, out_dir: Path, resolved: dict[str, A
             shutil.rmtree(staging, ignore_errors=True)
 
 
-@locks_output("out", "curate train", folder=True)  # writable, one run per folder, before any loading
 def train(
     data: str,
     out: str,
@@ -310,7 +311,16 @@ def train(
     callbacks: list[Any] | None = None,
     overwrite: bool = False,
 ) -> TrainResult:
-    """Run one SFT job end to end; see the module docstring."""
+    """Run one SFT job end to end; see the module docstring. The run folder is locked for the run (main process
+    only: under `accelerate launch` every rank runs this function on the same folder)."""
+    arguments = (data, out, recipe, overrides, resume, merge, say, show_progress, callbacks, overwrite)
+    if not rundir.main_process():
+        return _train(*arguments)
+    with guard_output(out, "curate train", folder=True):  # writable, one run per folder, before any loading
+        return _train(*arguments)
+
+
+def _train(data, out, recipe, overrides, resume, merge, say, show_progress, callbacks, overwrite) -> TrainResult:
     import datasets
     import torch
 
@@ -365,7 +375,9 @@ def _train_loaded(data, out_dir, config, base, tokenizer, prepared, packing_mode
 
     args = training_args(config, out_dir, packing_mode)  # starts the process group before the model loads
     if overwrite_barrier_needed():
-        args.distributed_state.wait_for_everyone()  # rank 0 deleted the old run folder
+        from accelerate import PartialState
+
+        PartialState().wait_for_everyone()  # rank 0 deleted the old run folder (sft.rundir.check_out_dir)
     attn = DOCUMENT_ATTENTION if packing_mode == "documents" else config["attn_implementation"]
     model, peft_config = load_for_method(config, base, attn, torch_cuda())
     hft = None
