@@ -1,5 +1,6 @@
-"""`curate train` killed inside its final commit: the next reader (`curate chat`) finishes the commit
-and finds one run's config, metrics, curve, adapter and tokenizer (every step of the same commit is covered cheaply by test_commit's
+"""`curate train`, then `curate eval` of that run, each killed inside its final commit: the next reader
+(`curate chat`; read_set for eval) finishes the commit and finds one run's files (config, metrics, curve,
+adapter, tokenizer; eval.json with its examples). One test, so the tiny run is trained once (every step of the same commit is covered cheaply by test_commit's
 commit_files test; here the real stage is killed at the commit point and in the middle of its renames)."""
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def _train(model: Path, data: Path, out: Path, steps: int, kill_at: int | None =
 
 
 @pytest.mark.slow
-def test_train_killed_in_its_commit_leaves_one_runs_files(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+def test_train_then_eval_killed_in_their_commits_leave_one_runs_files(tiny: tuple[Path, Path], tmp_path: Path) -> None:
     model, data = tiny
     out = tmp_path / "run"
     # step 4: staged (1), journal (2), two members renamed (3, 4), the rest still staged
@@ -67,3 +68,21 @@ def test_train_killed_in_its_commit_leaves_one_runs_files(tiny: tuple[Path, Path
     assert all(m.is_file() for m in members)
     assert json.loads((out / "metrics.json").read_text())["steps"] == 2
     assert not list(out.glob(".*.staged"))
+
+    # eval of that run, killed between its journal and its last rename: one run's eval.json + examples
+    lines = data.read_text().splitlines(keepends=True)
+    old_eval, new_eval = tmp_path / "old_eval.jsonl", tmp_path / "new_eval.jsonl"
+    old_eval.write_text("".join(lines[:4]))
+    new_eval.write_text("".join(lines[4:10]))
+    ev = tmp_path / "eval"
+    base = [sys.executable, "-m", "curate", "eval", str(out), "--no-generate", "--resamples", "50", "--out", str(ev)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    assert subprocess.run([*base, "--eval", str(old_eval)], env=env, capture_output=True).returncode == 0
+    killed = subprocess.run([*base, "--eval", str(new_eval)], env={**env, KILL_ENV: "3"}, capture_output=True)
+    assert killed.returncode == -9
+    eval_members = journal_members(ev / "eval.json")
+    assert verify_set(eval_members).state == "committing"
+    assert read_set(eval_members).state == "complete"
+    result = json.loads((ev / "eval.json").read_text())
+    examples = [json.loads(line) for line in (ev / "examples.jsonl").read_text().splitlines()]
+    assert result["eval_set"]["examples"] == len(examples) == 6  # the new eval set, in both files
