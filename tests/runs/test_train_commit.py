@@ -1,7 +1,7 @@
-"""`curate train`, then `curate eval` of that run, each killed inside its final commit: the next reader
-(`curate chat`; read_set for eval) finishes the commit and finds one run's files (config, metrics, curve,
-adapter, tokenizer; eval.json with its examples). One test, so the tiny run is trained once (every step of the same commit is covered cheaply by test_commit's
-commit_files test; here the real stage is killed at the commit point and in the middle of its renames)."""
+"""`curate train`, then `curate eval` of that run, each killed inside its final commit: the next
+reader (`curate chat`; read_set for eval) finishes the commit and finds one run's files (config,
+metrics, curve, adapter, tokenizer; eval.json with its examples). One test, so the tiny run is
+trained once; every step of the same commit mechanism is walked cheaply in test_commit.py."""
 
 from __future__ import annotations
 
