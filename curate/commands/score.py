@@ -37,8 +37,13 @@ APPLIES = {
 @click.option("--rubric", type=click.Path(dir_okay=False, exists=True), help="judge: prompt file with {conversation}")
 @click.option("--chunk-size", type=int, help="Rows per cached chunk  [default: 64]")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where the scorers run: this process, or a Ray cluster, one model per actor (curate[ray]).")
+@click.option("--address", "ray_address", help="--executor ray: the cluster (auto | ray://HOST:PORT)  "
+              "[default: start a local one]")
 def command(source: str, out: str, scorers: str | None, config_path: str | None, sets: tuple[str, ...],
-            chunk_size: int | None, no_progress: bool, **flags: object) -> None:
+            chunk_size: int | None, no_progress: bool, executor: str, ray_address: str | None,
+            **flags: object) -> None:
     """Score every row of SOURCE (curate records) into OUT, adding scores.<name>; no row is dropped.
 
     Rows a scorer cannot score go to score_errors.jsonl with the reason. Rerunning resumes from
@@ -47,7 +52,7 @@ def command(source: str, out: str, scorers: str | None, config_path: str | None,
     from curate.scoring.run import load_config, run_score
 
     cfg = load_config(config_path, scorers, chunk_size, flags, sets, APPLIES)
-    outcome = run_score(source, out, cfg, progress=not no_progress)
+    outcome = run_score(source, out, cfg, progress=not no_progress, executor=executor, address=ray_address)
     report = outcome.report
     for name, dist in report["distributions"].items():
         summary = dist["summary"]

@@ -243,8 +243,13 @@ class ScoreOutcome:
 
 
 def run_score(source: str | Path, out: str | Path, cfg: ScoreConfig, progress: bool = True,
-              scorers: Mapping[str, Any] | None = None) -> ScoreOutcome:
-    """Score ``source`` into ``out`` (see the module docstring); ``scorers`` overrides built ones (tests)."""
+              scorers: Mapping[str, Any] | None = None, executor: str = "local", address: str | None = None
+              ) -> ScoreOutcome:
+    """Score ``source`` into ``out`` (see the module docstring); ``scorers`` overrides built ones (tests).
+
+    ``executor="ray"``: the chunks are scored on a Ray cluster at ``address`` (:mod:`curate.scoring.ray`)."""
+    if address is not None and executor != "ray":
+        raise CurateError("--address applies only to --executor ray")
     from curate.runs.lock import check_writable, output_lock
 
     source, paths = Path(source), score_paths(out)
@@ -252,11 +257,32 @@ def run_score(source: str | Path, out: str | Path, cfg: ScoreConfig, progress: b
         raise CurateError(f"--out {out}: is the input file; write the scored rows somewhere else")
     check_writable(paths.out)
     with output_lock(paths.out, "curate score"):
-        return _run(source, paths, cfg, progress, dict(scorers or {}))
+        return _run(source, paths, cfg, progress, dict(scorers or {}), executor, address)
+
+
+def _ray_session(executor: str, address: str | None) -> Any:
+    if executor != "ray":
+        from contextlib import nullcontext
+
+        return nullcontext(None)
+    from curate.scoring.ray import session
+
+    return session(address)
+
+
+def _score_group_ray(ray: Any, group: str, key: str, records: Sequence[Mapping[str, Any]], cfg: ScoreConfig,
+                     cache: ScoreCache, done: dict[str, Any], describe: dict[str, Any],
+                     tick: Callable[[int], None]) -> tuple[dict[str, Any], GroupRun]:
+    from curate.scoring.ray import score_group
+
+    cached = sum(1 for r in records if r["id"] in done)
+    done, seconds, computed, described = score_group(ray, build_scorer, group, cfg, records, cfg.chunk_size, cache,
+                                                     done, tick)
+    return done, GroupRun(key, computed=computed, cached=cached, seconds=seconds, describe=described or describe)
 
 
 def _run(source: Path, paths: ScorePaths, cfg: ScoreConfig, progress: bool,
-         scorers: dict[str, Any]) -> ScoreOutcome:
+         scorers: dict[str, Any], executor: str = "local", address: str | None = None) -> ScoreOutcome:
     from curate.records.jsonl import read_records
 
     began = time.perf_counter()
@@ -265,13 +291,17 @@ def _run(source: Path, paths: ScorePaths, cfg: ScoreConfig, progress: bool,
     groups = groups_for(cfg.scorers)
     results: dict[str, Any] = {}
     runs: dict[str, GroupRun] = {}
-    with _progress_bar(progress) as bar:
+    with _progress_bar(progress) as bar, _ray_session(executor, address) as ray:
         for group in groups:
             key = scorers[group].key() if group in scorers else group_key(group, cfg)
             cache = ScoreCache(paths.cache, group, key)
             make = (lambda g=group: scorers[g]) if group in scorers else (lambda g=group: build_scorer(g, cfg))
             done, described = cache.load()
             task = bar.add_task(group, total=sum(1 for r in unique if r["id"] not in done))
+            if ray is not None and group not in scorers:
+                results[group], runs[group] = _score_group_ray(ray, group, key, unique, cfg, cache, done, described,
+                                                               lambda n, t=task: bar.advance(t, n))
+                continue
             results[group], runs[group] = _score_group(group, key, make, unique, cfg.chunk_size, cache, done,
                                                        described, lambda n, t=task: bar.advance(t, n))
     describe = {g: run.describe for g, run in runs.items()}
