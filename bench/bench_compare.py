@@ -2,6 +2,9 @@
 
     .venv/bin/python bench/bench_compare.py planted --work /tmp/planted [--pool 512 --sizes 64,128,256 --max-steps 24]
     .venv/bin/python bench/bench_compare.py data --work /tmp/planted    # only write pool.jsonl / eval.jsonl
+    curate score /tmp/planted/pool.jsonl --scorer ifd --out /tmp/planted/pool_ifd.jsonl   # a real scorer, then:
+    .venv/bin/python bench/bench_compare.py planted --work /tmp/planted --pool-file /tmp/planted/pool_ifd.jsonl \
+        --eval-file /tmp/planted/eval.jsonl --by ifd --out-name compare_ifd
 
 From ../shared/data/gsm8k_train_alpaca.json: a pool where half the answers are corrupted
 (truncated, swapped between problems, or with wrong numbers) and a planted score that ranks
@@ -80,10 +83,13 @@ def planted(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     from sft.comparison.plan import CompareConfig
 
-    pool, held = build(Path(args.work), args.pool, args.eval_size, data=args.data)
+    if args.pool_file:  # the same experiment on an already scored pool (e.g. `curate score --scorer ifd`)
+        pool, held = Path(args.pool_file), Path(args.eval_file)
+    else:
+        pool, held = build(Path(args.work), args.pool, args.eval_size, data=args.data)
     overrides = {"sft": {"max_steps": args.max_steps, "max_length": args.max_length,
                          "learning_rate": args.learning_rate}}
-    config = CompareConfig(pool=str(pool), out=str(Path(args.work) / "compare"), by=args.by,
+    config = CompareConfig(pool=str(pool), out=str(Path(args.work) / args.out_name), by=args.by,
                            sizes=[int(s) for s in args.sizes.split(",")], arms=args.arms.split(","),
                            seeds=[int(s) for s in args.seeds.split(",")], eval=str(held), recipe="demo",
                            overrides=overrides, budget=args.budget)
@@ -92,7 +98,7 @@ def planted(args: argparse.Namespace) -> None:
     results = run_compare(config, say=lambda line: print(line, flush=True))
     print(f"wall {time.perf_counter() - started:.0f} s; load after: {os.getloadavg()}")
     print(results["conclusion"])
-    print((Path(args.work) / "compare" / "report.md").read_text())
+    print((Path(args.work) / args.out_name / "report.md").read_text())
 
 
 def main() -> None:
@@ -101,6 +107,9 @@ def main() -> None:
     parser.add_argument("--work", required=True, help="Folder outside the repo for data and outputs.")
     parser.add_argument("--data", default=str(DATA), help="gsm8k_train_alpaca.json")
     parser.add_argument("--pool", type=int, default=512)
+    parser.add_argument("--pool-file", help="Use this scored pool instead of building the planted one.")
+    parser.add_argument("--eval-file", help="Eval references for --pool-file.")
+    parser.add_argument("--out-name", default="compare", help="Grid folder under --work.")
     parser.add_argument("--eval-size", type=int, default=100)
     parser.add_argument("--sizes", default="64,128,256")
     parser.add_argument("--arms", default="quality,random,bottom")
