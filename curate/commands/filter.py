@@ -81,3 +81,6 @@ def command(source: str, out: str, config_path: str | None, skip_invalid: bool, 
     Console(stderr=True).print(summary_table(result.report))
     click.echo(f"kept {result.report['kept']} of {result.report['in']} rows -> {out}; "
                f"rejected -> {result.paths['rejected']}; report -> {result.paths['report']}")
+    if result.report["kept"] == 0:  # outputs stay (they explain every row), but nothing useful came out
+        click.echo("error: no row kept: every row was rejected (reasons above and in the rejected file)", err=True)
+        raise SystemExit(1)

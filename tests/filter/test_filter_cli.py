@@ -274,3 +274,13 @@ def test_native_read_gives_the_python_paths_frames(tmp_path, dup_records):
     path = write_jsonl(tmp_path / "bad.jsonl", edited)
     result = run([path, "--out", tmp_path / "o.jsonl", "--native-read"])
     assert result.exit_code == 2 and f"{path}:10: field 'id'" in result.output
+
+
+def test_a_run_that_keeps_nothing_exits_non_zero_and_keeps_its_explanations(tmp_path):
+    rows = [record(f"Question number {i} about the sea?", f"Answer {i} about the sea.<|endoftext|>") for i in range(4)]
+    path = write_jsonl(tmp_path / "in.jsonl", rows)
+    result = run([path, "--out", tmp_path / "curated.jsonl"])
+    assert result.exit_code == 1
+    assert "no row kept" in result.output
+    assert read_jsonl(tmp_path / "curated.jsonl") == []
+    assert {r["reject"]["reason"] for r in read_jsonl(tmp_path / "rejected.jsonl")} == {"special_token_text"}
