@@ -164,3 +164,17 @@ def test_killed_worker_completes_or_fails_cleanly(cluster, tmp_path: Path) -> No
     else:
         assert outcome["error"].startswith("ray: the run failed"), outcome
         assert list(out.parent.iterdir()) == []  # nothing written, not even a partial file
+
+
+@pytest.mark.parametrize("dedup_on", ["pair", "both"])
+def test_every_row_rejected_before_dedup(cluster, tmp_path: Path, dedup_on: str) -> None:
+    rng = random.Random(3)  # answers that repeat their prompts: all rejected by the rules
+    pool = write_jsonl(tmp_path / "echo.jsonl", [record(text, text) for text in (sentence(rng, 12) for _ in range(50))])
+    results = []
+    for executor in ("local", "ray"):
+        out = tmp_path / executor / "curated.jsonl"
+        out.parent.mkdir()
+        run_filter(pool, out, load_config(None, {"dedup_on": dedup_on}), executor=executor)
+        results.append(_outcome(out))
+    assert results[1] == results[0]
+    assert results[0][0] == []  # nothing kept: the dedup stage had no row

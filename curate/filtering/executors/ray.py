@@ -294,19 +294,31 @@ def _decide(ray: Any, cfg: FilterConfig, refs: list[Any], rows: pl.DataFrame, st
     cols = ["id", "exact_key", "length", "score"]
     nodes = (alive.filter(pl.col("row").is_in(pl.Series(wanted).implode()))
              .select(pl.col("row").alias("node"), *cols, pl.lit(False).alias("anchor")).sort("node"))
-    feats = _compact_features(ray, cfg, refs, wanted) if len(wanted) else steps.Features(np.zeros(0, np.uint64))
+    feats = _compact_features(ray, cfg, refs, wanted) if len(wanted) else _no_features(cfg)
     compact = nodes.with_columns(pl.Series("node", np.searchsorted(wanted, nodes["node"].to_numpy()), pl.Int64))
-    if compact.height:
-        dups, dedup_stats = steps.decide(cfg.dedup, cfg.exact_dedup, _with_empty(cfg, feats), compact)
-    else:
-        dups, dedup_stats = steps.decide(cfg.dedup, cfg.exact_dedup, steps.concat([], cfg.dedup), compact)
-    back = pl.Series(wanted) if len(wanted) else pl.Series([], dtype=pl.Int64)
-    dups = dups.with_columns(pl.col("node").map_batches(lambda s: back.gather(s)),
-                             pl.col("rep").map_batches(lambda s: back.gather(s)))
+    dups, dedup_stats = steps.decide(cfg.dedup, cfg.exact_dedup, _with_empty(cfg, feats), compact)
+    dups = dups.with_columns(pl.Series("node", wanted[dups["node"].to_numpy()], pl.Int64),  # back to global rows
+                             pl.Series("rep", wanted[dups["rep"].to_numpy()], pl.Int64))
     dups = dups.with_columns(pl.when(pl.col("stage") == "exact_dedup")
                              .then(pl.concat_str(pl.lit("exact-"), pl.col("rep").cast(pl.String)))
                              .otherwise("cluster").alias("cluster"))
     return apply_decisions(rows, nodes, dups), dedup_stats
+
+
+def _no_features(cfg: FilterConfig) -> steps.Features:
+    """Features of zero rows, shaped as decide expects them for this configuration (no row can be a duplicate)."""
+    feats = steps.Features(np.zeros(0, np.uint64))
+    d = cfg.dedup
+    if d is None:
+        return feats
+    feats.sig, feats.keys = np.zeros((0, d.num_perm), np.uint32), np.zeros((0, d.bands), np.uint64)
+    if d.dedup_on == "pair":
+        feats.response_sig, feats.response_keys = feats.sig.copy(), feats.keys.copy()
+        feats.response_words = np.zeros(0, np.int32)
+        feats.response_short = np.zeros((0, d.short_response + 3), np.uint64)
+    if d.verify == "exact":
+        feats.shingles = pl.DataFrame(schema={"row": pl.Int64, "h": pl.UInt64})
+    return feats
 
 
 def _with_empty(cfg: FilterConfig, feats: steps.Features) -> steps.Features:
