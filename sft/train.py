@@ -36,7 +36,7 @@ from sft import rundir
 from sft.data import dataset, prepare, read_split, split_eval  # noqa: F401  (split_eval: old import path)
 from sft.packing import DOCUMENT_ATTENTION, PackedCollator, plan_packing
 from sft.preflight import check_template_saved
-from sft.sizing import ModelShape, plan_batch, this_machine
+from sft.sizing import ModelShape, plan_batch, return_freed_memory, this_machine
 
 TESTED_TRL = "1.16.0"
 RUN_FILES = ("adapter_config.json", "adapter_model.safetensors")
@@ -373,6 +373,7 @@ def _train_loaded(data, out_dir, config, base, tokenizer, prepared, packing_mode
     from sft.methods import HalfFineTuning
     from sft.progress import RunMonitor
 
+    return_freed_memory()  # after rendering; before the model and the first step (see sft.sizing)
     args = training_args(config, out_dir, packing_mode)  # starts the process group before the model loads
     if overwrite_barrier_needed():
         from accelerate import PartialState

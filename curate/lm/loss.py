@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 IGNORE_INDEX = -100
-DEFAULT_CHUNK = 512
+DEFAULT_CHUNK = 256
 
 
 def _chunk_nll(hidden: Any, weight: Any, bias: Any, targets: Any) -> Any:
