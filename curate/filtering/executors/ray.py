@@ -285,7 +285,9 @@ def _decide(ray: Any, cfg: FilterConfig, refs: list[Any], rows: pl.DataFrame, st
     alive = rows.filter(pl.col("reason").is_null())
     wanted = np.zeros(0, np.int64)
     if cfg.dedup is not None:
+        start = time.perf_counter()
         wanted = _components(_shuffle(ray, cfg, refs, stats), stats)
+        stats["wall_shuffle"] = round(time.perf_counter() - start, 2)
     if cfg.exact_dedup:
         shared = alive.filter(pl.len().over("exact_key") > 1)["row"].to_numpy()
         wanted = np.union1d(wanted, shared)
@@ -342,8 +344,10 @@ def run(source: str | os.PathLike[str], paths: dict[str, Path], cfg: FilterConfi
     if cfg.against:
         raise CurateError("--against is not supported with --executor ray yet; run it with --executor local")
     stats: dict[str, Any] = {}
+    wall = time.perf_counter()
     with session(address) as ray, _failures(ray):
         start = time.perf_counter()
+        stats["wall_start"] = round(start - wall, 2)
         tables, score_key = _read(source, cfg, quarantine)
         seconds["read"] += time.perf_counter() - start
         n_rows = sum(t.num_rows for t in tables)
@@ -354,9 +358,11 @@ def run(source: str | os.PathLike[str], paths: dict[str, Path], cfg: FilterConfi
         slim = _check_slim(pl.concat([pl.from_arrow(t) for t in ray.get([ray.remote(_slim_of).remote(r)
                                                                              for r in refs])]), n_rows)
         seconds.update(_seconds(slim))
+        stats["wall_features"] = round(time.perf_counter() - start - seconds["read"], 2)
         start = time.perf_counter()
         rows, dedup_stats = _decide(ray, cfg, refs, slim.drop("_seconds"), stats, apply_decisions)
         seconds["near_dedup" if cfg.dedup is not None else "exact_dedup"] += time.perf_counter() - start
+        stats["wall_decide"] = round(time.perf_counter() - start - stats.get("wall_shuffle", 0.0), 2)
     print(f"ray: {json.dumps(stats)}", file=sys.stderr)
     run_info = {"score_key": score_key, "quarantine": quarantine, "seconds": seconds, "started": started,
                 "dedup_stats": dedup_stats, "eval_sets": eval_sets, "ray": stats}
