@@ -8,7 +8,7 @@ field); every answer, structured or not, then goes through :func:`parse_judgemen
 
 1. a JSON object with a numeric ``score`` (anywhere in the text, code fences allowed);
 2. ``score: 4``, ``rating = 4.5``, ``4/5``, ``4 out of 5``;
-3. exactly one distinct number between 0 and 5 in the text ("I would give it a 4.").
+3. exactly one number in the whole text, between 0 and 5 ("I would give it a 4.").
 
 An answer that none of these read (garbage, a refusal to rate, a number outside 0-5) is
 retried once with a reminder of the format; if that fails too, the row goes to the errors
@@ -36,8 +36,9 @@ JSON_SCHEMA = {
                    "reason": {"type": "string"}},
     "required": ["score", "reason"],
 }
-REMINDER = ("\n\nYour previous answer could not be read. Answer with only the JSON object, for example "
-            '{"score": 3, "reason": "Mostly correct but misses the second question."}')
+# No concrete number in the reminder: a weak judge that echoes it must not be read as a score.
+REMINDER = ("\n\nYour previous answer could not be read. Answer with only the JSON object, in this form: "
+            '{"score": <a number from 0 to 5>, "reason": "<one short sentence>"}')
 _NUMBER = r"(\d+(?:\.\d+)?)"
 _PATTERNS = (
     re.compile(r"\b(?:score|rating|rated|grade)\b\W{0,3}(?:is|of|:|=)?\s*\**" + _NUMBER, re.IGNORECASE),
@@ -110,9 +111,9 @@ def parse_judgement(text: str) -> tuple[float, str] | None:
         found = {_in_scale(m) for m in pattern.findall(text)}
         if len(found) == 1 and None not in found:
             return found.pop(), "pattern"  # type: ignore[return-value]
-    numbers = {float(n) for n in re.findall(r"(?<![\w.])" + _NUMBER + r"(?!\w)", text)}
-    if len(numbers) == 1:
-        value = _in_scale(numbers.pop())
+    numbers = re.findall(r"(?<![\w.])" + _NUMBER + r"(?!\w)", text)
+    if len(numbers) == 1:  # exactly one number in the whole answer ("1. 1. 1. 1." is not a rating)
+        value = _in_scale(numbers[0])
         if value is not None:
             return value, "number"
     return None

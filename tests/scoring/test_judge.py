@@ -22,7 +22,8 @@ def test_parser_reads_json_patterns_and_a_number_in_prose(text, expected):
     assert parse_judgement(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "no idea", '{"score": 9}', "Score: 7", "between 2 and 3", '{"score": true}'])
+@pytest.mark.parametrize("text", ["", "no idea", '{"score": 9}', "Score: 7", "between 2 and 3", '{"score": true}',
+                                  "1. 1. 1. 1. 1.", REMINDER])
 def test_parser_refuses_what_it_cannot_read(text):
     assert parse_judgement(text) is None
 
