@@ -35,7 +35,10 @@ def session(address: str | None) -> Iterator[Any]:
     try:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise CurateError(f"--address {address}: cannot connect to a Ray cluster: {exc}") from None
+        hint = ""
+        if str(address).startswith("ray://"):
+            hint = " (is the head's Ray Client port reachable, and is the cluster's auth token set here if it uses one?)"
+        raise CurateError(f"--address {address}: cannot connect to a Ray cluster: {exc}{hint}") from None
     try:
         yield ray
     finally:

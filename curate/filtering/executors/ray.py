@@ -69,7 +69,10 @@ def session(address: str | None) -> Iterator[Any]:
     try:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise CurateError(f"--address {address}: cannot connect to a Ray cluster: {exc}") from None
+        hint = ""
+        if str(address).startswith("ray://"):
+            hint = " (is the head's Ray Client port reachable, and is the cluster's auth token set here if it uses one?)"
+        raise CurateError(f"--address {address}: cannot connect to a Ray cluster: {exc}{hint}") from None
     try:
         yield ray
     finally:
@@ -266,6 +269,8 @@ def _compact_features(ray: Any, cfg: FilterConfig, refs: list[Any], wanted: np.n
     wanted_ref = ray.put(wanted)
     got = pl.concat([pl.from_arrow(t) for t in ray.get([pick.remote(r, wanted_ref) for r in refs])]).sort("row")
     n = got.height
+    if n != len(wanted) or not np.array_equal(got["row"].to_numpy(), wanted):
+        raise CurateError(f"ray: {n} feature rows came back for {len(wanted)} candidates; no output written")
     feats = steps.Features(got["exact_key"].to_numpy())
     for name in _MATRICES:
         if name in got.columns:
