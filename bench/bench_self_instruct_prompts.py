@@ -135,6 +135,21 @@ def phase_instances(args: argparse.Namespace) -> None:
     Path(args.out).write_text(json.dumps(data, indent=1), encoding="utf-8")
 
 
+def phase_classify(args: argparse.Namespace) -> None:
+    """Only the classification step, for one side or for a classification template file."""
+    algo, engine = _algo(args.side), LlamaEngine(args.threads)
+    if args.template:
+        text = Path(args.template).read_text(encoding="utf-8")
+        algo.templates["classification"] = Template("classify", text[:-1] if text.endswith("\n") else text)
+    saved = json.loads(Path(args.instructions).read_text(encoding="utf-8"))
+    chunk = [Candidate(i, None, None, None, []) for i in saved["instructions"]]  # type: ignore[arg-type]
+    started = time.time()
+    chunk = algo._classify(engine, chunk, random.Random("bench"), BatchOutcome(), 0)
+    yes = [c.instruction for c in chunk if c.is_classification]
+    print(json.dumps({"side": args.side, "template": algo.templates["classification"].id, "yes": len(yes),
+                      "of": len(chunk), "wall_s": round(time.time() - started, 1), "yes_tasks": yes}, indent=1))
+
+
 def nearest_neighbour_rouge(texts: list[str]) -> float:
     """Mean over texts of the ROUGE-L F-measure to the most similar other text."""
     if len(texts) < 2:
@@ -205,11 +220,18 @@ def main() -> None:
     p.add_argument("--instructions", required=True)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", required=True)
+    p = sub.add_parser("classify")
+    p.add_argument("--side", choices=["old", "new"], default="new")
+    p.add_argument("--template", help="a classification template file to try instead of the side's")
+    p.add_argument("--instructions", required=True)
+    p.add_argument("--threads", type=int, default=1)
     p = sub.add_parser("report")
     p.add_argument("files", nargs="+")
     p.add_argument("--instructions", help="the instructions phase's file, for the shared stage's figures")
     args = parser.parse_args()
-    {"instructions": phase_instructions, "instances": phase_instances, "report": phase_report}[args.phase](args)
+    phases = {"instructions": phase_instructions, "instances": phase_instances, "classify": phase_classify,
+              "report": phase_report}
+    phases[args.phase](args)
 
 
 if __name__ == "__main__":
