@@ -33,7 +33,8 @@ def session(address: str | None) -> Iterator[Any]:
         yield ray
         return
     try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        # no --address: a new local Ray (ray.init() alone would join any `ray start` cluster recorded on this machine)
+        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         hint = ""
         if str(address).startswith("ray://"):
