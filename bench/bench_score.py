@@ -1,6 +1,7 @@
 """Benchmarks of `curate score`: do the scores tell good pairs from bad, and how fast is IFD on CPU?
 
     .venv/bin/python bench/bench_score.py auc [--rows 252] [--judge-rows 40] [--out bench/results/score_auc.json]
+    .venv/bin/python bench/bench_score.py judge [--rows 252] [--judge-rows 24]
     .venv/bin/python bench/bench_score.py throughput [--rows 48] [--batch-size 16]
     .venv/bin/python bench/bench_score.py diversity --neardup NEARDUP.jsonl [--rows 300]
 
@@ -36,7 +37,9 @@ import json
 import os
 import random
 import re
+import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "user_oriented_instructions.jsonl"
@@ -120,6 +123,36 @@ def auc_table(rows: list[dict], results: dict[str, list[float | None]]) -> dict[
     return table
 
 
+def judge_sample(rows: list[dict], size: int) -> list[int]:
+    """A seeded sample, half clean and half corrupted (so an AUC has both sides)."""
+    rng = random.Random(0)
+    clean = [i for i, r in enumerate(rows) if r["meta"]["corruption"] == "clean"]
+    bad = [i for i, r in enumerate(rows) if r["meta"]["corruption"] != "clean"]
+    return sorted(rng.sample(clean, min(size // 2, len(clean))) + rng.sample(bad, min(size - size // 2, len(bad))))
+
+
+def run_judge(args: argparse.Namespace) -> dict:
+    """The judge alone (bundled model, CPU engine) on a stratified sample, with length on the same rows."""
+    from curate.scoring.judge import JudgeScorer
+    from curate.scoring.length import LengthScorer
+
+    rows = records(corruptions(load_pairs()[: args.rows]))
+    sub = [rows[i] for i in judge_sample(rows, args.judge_rows)]
+    out: dict = {"rows": len(sub), "load_before": os.getloadavg()}
+    began = time.perf_counter()
+    judged = JudgeScorer()(sub)
+    out["judge_seconds"] = round(time.perf_counter() - began, 1)
+    out["judge_errors"] = sum(1 for r in judged if "error" in r)
+    out["judge_parsed_from"] = dict(Counter(r["meta"]["parsed_from"] for r in judged if "meta" in r))
+    lengths = [r["scores"]["length"] for r in LengthScorer()(sub)]
+    out["table"] = auc_table(sub, {"judge": [r["scores"]["judge"] if "scores" in r else None for r in judged],
+                                   "length": lengths})
+    out["examples"] = [{"corruption": s["meta"]["corruption"], "raw": (r.get("meta") or {}).get("raw"),
+                        "error": r.get("error")} for s, r in list(zip(sub, judged, strict=True))[:8]]
+    out["load_after"] = os.getloadavg()
+    return out
+
+
 def run_auc(args: argparse.Namespace) -> dict:
     from curate.scoring.ifd import LMConfig, LMScorer
     from curate.scoring.judge import JudgeScorer
@@ -140,9 +173,9 @@ def run_auc(args: argparse.Namespace) -> dict:
     length = LengthScorer(tokenizer=lm.tokenizer)
     results["length"] = [r["scores"]["length"] for r in length(rows)]
     out["table"] = auc_table(rows, results)
+    print(json.dumps({"lm_seconds": out["lm_seconds"], "table": out["table"]}), file=sys.stderr, flush=True)
     if args.judge_rows:
-        rng = random.Random(0)
-        sample = rng.sample(range(len(rows)), min(args.judge_rows, len(rows)))
+        sample = judge_sample(rows, args.judge_rows)
         sub = [rows[i] for i in sample]
         began = time.perf_counter()
         judged = JudgeScorer()(sub)
@@ -196,6 +229,7 @@ def run_throughput(args: argparse.Namespace) -> dict:
         values = fn()
         seconds = time.perf_counter() - began
         out[name] = {"seconds": round(seconds, 2), "rows_per_s": round(len(rows) / seconds, 3)}
+        print(name, out[name], os.getloadavg(), file=sys.stderr, flush=True)  # partial results under load
         if name == "naive_reference":
             mine = [r["scores"]["ifd"] for r in batched(rows)]
             out["max_abs_diff_vs_naive"] = max(abs(a - b) for a, b in zip(mine, values, strict=True))
@@ -212,7 +246,15 @@ def run_diversity(args: argparse.Namespace) -> dict:
     from curate.records import make_record
     from curate.selection import Gate, lm_embeddings, minhash_signatures, row_text
 
-    rows = [json.loads(line) for line in args.neardup.read_text().splitlines() if line.strip()][: args.rows]
+    every = [json.loads(line) for line in args.neardup.read_text().splitlines() if line.strip()]
+    by_cluster: dict[str, list[dict]] = {}
+    for row in every:  # whole clusters, in order of first appearance, so every planted copy has its original
+        by_cluster.setdefault(row["cluster"], []).append(row)
+    rows = []
+    for members in by_cluster.values():
+        if len(rows) >= args.rows:
+            break
+        rows.extend(members)
     records = []
     for r in rows:
         prompt = r["instruction"] + (f"\n\n{r['input']}" if r.get("input") else "")
@@ -255,14 +297,15 @@ def run_diversity(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["auc", "throughput", "diversity"])
+    parser.add_argument("mode", choices=["auc", "judge", "throughput", "diversity"])
     parser.add_argument("--neardup", type=Path, help="diversity: a make_neardup.py output")
     parser.add_argument("--rows", type=int, default=252, help="clean pairs used (auc) / rows timed (throughput)")
     parser.add_argument("--judge-rows", type=int, default=40, help="auc: rows judged by the bundled model (0: none)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--out", type=Path, help="also write the result as JSON here")
     args = parser.parse_args()
-    result = {"auc": run_auc, "throughput": run_throughput, "diversity": run_diversity}[args.mode](args)
+    modes = {"auc": run_auc, "judge": run_judge, "throughput": run_throughput, "diversity": run_diversity}
+    result = modes[args.mode](args)
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:
