@@ -179,6 +179,7 @@ def evaluate(config: EvalConfig, say: Callable[[str], None] = print, judge_engin
         "settings": {k: v for k, v in asdict(config).items() if k != "judge_options"},
         "models": models,
         "judged": judged,
+        "paired_nll": paired_nll(all_rows, list(models), config),
         "results": flat_rows(models),
     }
     out.mkdir(parents=True, exist_ok=True)
@@ -227,6 +228,25 @@ def _judge(config: EvalConfig, eval_set: EvalSet, rows: list[dict[str, Any]], na
     return judged, judgments
 
 
+def paired_nll(rows: list[dict[str, Any]], names: list[str], config: EvalConfig) -> list[dict[str, Any]]:
+    """Each model minus the first (the base with --base) in per-example NLL per token, paired bootstrap CI.
+
+    Both models score the same references, so the example-to-example spread cancels: this CI is
+    the one that says whether the fine-tune moved the NLL, not the overlap of the two marginal CIs.
+    """
+    from sft.stats import paired_difference
+
+    per_model: dict[str, list[float]] = {}
+    for row in rows:
+        per_model.setdefault(row["model"], []).append(row["nll"] / max(row["tokens"], 1))
+    reference = names[0]
+    out = []
+    for name in names[1:]:
+        est = paired_difference(per_model[name], per_model[reference], config.resamples, config.seed)
+        out.append({"x": name, "y": reference, "metric": "nll_per_token (example mean)", **est.as_dict()})
+    return out
+
+
 def flat_rows(models: dict[str, Any]) -> list[dict[str, Any]]:
     """One flat row per model (value, lo, hi per metric): what the report's table shows."""
     rows = []
@@ -258,6 +278,9 @@ def table(result: dict[str, Any]) -> str:
     widths = [max(len(r[i]) for r in [header] + body) for i in range(len(header))]
     for row in [header] + body:
         lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+    for pair in result.get("paired_nll", []):
+        lines.append(f"NLL/token {pair['x']} - {pair['y']} (paired, per-example mean): "
+                     f"{pair['value']:+.3f} [{pair['lo']:+.3f}, {pair['hi']:+.3f}]")
     for pair in result["judged"]:
         lines.append(f"judged {pair['x']} vs {pair['y']}: win rate {_cell(pair['win_rate'], 2)}, "
                      f"length-controlled {_cell(pair['lc_win_rate'], 2)}, mean tokens {pair['x_mean_tokens']:.0f} vs "

@@ -70,7 +70,9 @@ def conclusion(paired: list[dict[str, Any]], arms: list[str], budget: str) -> st
     bottom = [p for p in paired if p["arm"] == "bottom"]
     if bottom:
         worse = sum(p["supported_worse"] for p in bottom)
-        text += f" The bottom arm is worse than random with a CI excluding zero at {worse} of {len(bottom)} sizes."
+        better = sum(p["supported_better"] for p in bottom)
+        text += (f" The bottom arm (worst-scored first) is worse than random at {worse} and better at {better} "
+                 f"of {len(bottom)} sizes (paired CI excluding zero).")
     return text
 
 
