@@ -158,15 +158,17 @@ def _size(table: Any) -> tuple[int, int]:
     return table.num_rows, table.nbytes
 
 
-def _chain_edges(*pieces: Any) -> Any:
-    """Reduce side: group one partition by key; each bucket of k rows -> k-1 edges between consecutive rows."""
+def _chain_edges(*pieces: Any) -> tuple[Any, int]:
+    """Reduce side: group one partition by key; each bucket of k rows -> k-1 edges between consecutive rows.
+
+    Returns the edges and how many band rows it read (the driver checks none was lost)."""
     import pyarrow as pa
 
     band = pl.from_arrow(pa.concat_tables(pieces)).sort("key", "row")
     same = band["key"].to_numpy()
     rows = band["row"].to_numpy()
     link = np.flatnonzero(same[1:] == same[:-1]) if len(rows) > 1 else np.zeros(0, np.int64)
-    return pa.table({"a": rows[link], "b": rows[link + 1]})
+    return pa.table({"a": rows[link], "b": rows[link + 1]}), band.height
 
 
 def _slim_of(block: Any) -> Any:
@@ -238,8 +240,11 @@ def _shuffle(ray: Any, cfg: FilterConfig, refs: list[Any], stats: dict[str, Any]
     stats["band_rows_shuffled"] = sum(s[0] for s in sizes)
     stats["bytes_shuffled"] = sum(s[1] for s in sizes)
     reduce = ray.remote(_chain_edges)
-    edges = ray.get([reduce.remote(*[m[p] for m in mapped]) for p in range(parts)])
-    out = pl.concat([pl.from_arrow(e) for e in edges]) if edges else pl.DataFrame({"a": [], "b": []})
+    reduced = ray.get([reduce.remote(*[m[p] for m in mapped]) for p in range(parts)])
+    if sum(n for _, n in reduced) != stats["band_rows_shuffled"]:
+        raise CurateError(f"ray: the reducers read {sum(n for _, n in reduced)} band rows of "
+                          f"{stats['band_rows_shuffled']} shuffled; no output written")
+    out = pl.concat([pl.from_arrow(e) for e, _ in reduced])
     stats["edges"] = out.height
     stats["partitions"] = parts
     return out
