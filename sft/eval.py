@@ -182,6 +182,7 @@ def evaluate(config: EvalConfig, say: Callable[[str], None] = print, judge_engin
         "paired_nll": paired_nll(all_rows, list(models), config),
         "results": flat_rows(models),
     }
+    result["conclusion"] = headline(result)
     out.mkdir(parents=True, exist_ok=True)
     members = [out / EVAL_JSON, out / EXAMPLES, out / JUDGMENTS] + ([out / ANSWERS] if config.generate else [])
     with output_set(members, command="curate eval") as files:  # one set: all old or all new (curate.runs.commit)
@@ -245,6 +246,21 @@ def paired_nll(rows: list[dict[str, Any]], names: list[str], config: EvalConfig)
         est = paired_difference(per_model[name], per_model[reference], config.resamples, config.seed)
         out.append({"x": name, "y": reference, "metric": "nll_per_token (example mean)", **est.as_dict()})
     return out
+
+
+def headline(result: dict[str, Any]) -> str:
+    """One sentence per compared pair, led by the paired NLL CI (what the report prints above the table)."""
+    parts = []
+    for pair in result.get("paired_nll", []):
+        verdict = ("lower (better)" if pair["hi"] < 0 else "higher (worse)" if pair["lo"] > 0
+                   else "not different (CI spans 0)")
+        parts.append(f"{pair['x']} vs {pair['y']}: reference NLL/token {verdict}, paired difference "
+                     f"{pair['value']:+.3f} [{pair['lo']:+.3f}, {pair['hi']:+.3f}].")
+    for pair in result.get("judged", []):
+        parts.append(f"Judged win rate of {pair['x']} over {pair['y']}: {pair['win_rate']['value']:.2f} "
+                     f"(length-controlled {pair['lc_win_rate']['value']:.2f}; judge order-inconsistent on "
+                     f"{pair['order_inconsistency']['value']:.0%} of pairs).")
+    return " ".join(parts)
 
 
 def flat_rows(models: dict[str, Any]) -> list[dict[str, Any]]:

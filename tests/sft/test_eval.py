@@ -61,6 +61,8 @@ def test_eval_run_vs_base_with_judge(trained_run, eval_file, tmp_path):
         assert metrics["nll"]["n"] == 5 and len(entry["template_id"]) == 16
     assert result["models"]["base"]["metrics"]["nll"] != result["models"]["run"]["metrics"]["nll"]
     assert result["eval_set"]["checkable"] == 5 and len(result["eval_set"]["sha256"]) == 64
+    assert result["conclusion"].startswith("run vs base: reference NLL/token") and "Judged win rate" in \
+        result["conclusion"]
     paired = result["paired_nll"][0]
     assert paired["x"] == "run" and paired["y"] == "base" and paired["lo"] <= paired["value"] <= paired["hi"]
     pair = result["judged"][0]
