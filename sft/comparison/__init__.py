@@ -1,0 +1,1 @@
+"""The pieces of `curate compare`: the plan of arms x sizes x seeds, the resumable grid, the summary."""
