@@ -17,6 +17,7 @@ def test_report_shows_scores_with_top_and_bottom_rows(tmp_path, tiny_model_dir):
     html = write_report(tmp_path, tmp_path / "report.html").read_text()
     assert 'id="scoring"' in html and 'data-figure="scored"' in html
     longest = max(rows, key=lambda r: len(r["messages"][1]["content"]))["messages"][1]["content"]
-    section = html[html.index('id="scoring"'):html.index('id="clusters"')]
+    start = html.index('id="scoring"')
+    section = html[start:html.index("</section>", start)]
     assert section.count("· top") == 3 and section.count("· bottom") == 3
     assert longest in section
