@@ -23,10 +23,10 @@ echo "== chat: what the adapter learned"
 printf 'Give three tips for writing a clear email.\nWhat is 15%% of 80?\n' > "$out/prompts.txt"
 $curate chat "$out/runs/demo" --prompts "$out/prompts.txt" --max-new-tokens 80
 
-echo "== eval: the demo run vs the base model on ${DEMO_EVAL:-12} held-out human-written seed tasks (never trained on)"
+echo "== eval: the demo run vs the base model on ${DEMO_EVAL:-8} held-out human-written seed tasks (never trained on)"
 $curate import seeds/seed_tasks.jsonl --out "$out/seed_tasks.jsonl"
-head -n "${DEMO_EVAL:-12}" "$out/seed_tasks.jsonl" > "$out/eval_set.jsonl"
-$curate eval "$out/runs/demo" --base --eval "$out/eval_set.jsonl" --out "$out/eval/demo" --max-new-tokens 64
+head -n "${DEMO_EVAL:-8}" "$out/seed_tasks.jsonl" > "$out/eval_set.jsonl"
+$curate eval "$out/runs/demo" --base --eval "$out/eval_set.jsonl" --out "$out/eval/demo" --max-new-tokens 48
 
 echo "== export: hub-ready folder (Parquet shards + dataset card)"
 $curate export "$out/curated.jsonl" --out "$out/dataset" --split-eval 0.1
