@@ -5,7 +5,7 @@ to the bundled SmolLM2-135M-Instruct (llama.cpp, in process), in chat form and a
 completions, with the published sampling settings (chat form: without the "\\n\\n" stop, as
 ``curate generate`` sends them). Each reply is one JSON line: mode, prompt, text, finish_reason.
 
-    .venv/bin/python bench/record_teacher_replies.py --per-mode 12 \\
+    .venv/bin/python bench/record_teacher_replies.py --per-mode 5 \\
         --out tests/generators/data/replies_bundled.jsonl
 """
 
