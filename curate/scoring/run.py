@@ -265,7 +265,7 @@ def _ray_session(executor: str, address: str | None) -> Any:
         from contextlib import nullcontext
 
         return nullcontext(None)
-    from curate.scoring.ray import session
+    from curate.cluster import session
 
     return session(address)
 

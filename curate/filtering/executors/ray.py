@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from curate.cluster import session
 from curate.errors import CurateError
 from curate.filtering.chunk import SLIM
 from curate.filtering.dedup import steps
@@ -43,41 +44,11 @@ from curate.filtering.dedup.lsh import salted
 from curate.filtering.dedup.minhash import EMPTY
 from curate.filtering.settings import FilterConfig
 
-INSTALL = "install curate[ray] to use --executor ray (pip install 'curate[ray]')"
 MAX_DRIVER_EDGES = 200_000_000
 """Chain edges the driver takes (16 bytes each, about 3.2 GB with scipy's copy); above it the run stops with an
 error: the distributed union-find that would take over is not built."""
 _MATRICES = ("sig", "keys", "response_sig", "response_keys", "response_short")
 _VECTORS = ("response_words",)
-
-
-def _ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise CurateError(INSTALL) from None
-    return ray
-
-
-@contextmanager
-def session(address: str | None) -> Iterator[Any]:
-    """Connect to ``address`` (auto, ray://host:port), start a local Ray, or use the one already initialized."""
-    ray = _ray()
-    if ray.is_initialized():
-        yield ray
-        return
-    try:
-        # no --address: a new local Ray (ray.init() alone would join any `ray start` cluster recorded on this machine)
-        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False, configure_logging=False)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        hint = ""
-        if str(address).startswith("ray://"):
-            hint = " (is the head's Ray Client port reachable, and is the cluster's auth token set here if it uses one?)"
-        raise CurateError(f"--address {address}: cannot connect to a Ray cluster: {exc}{hint}") from None
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
 
 
 @contextmanager
