@@ -88,9 +88,13 @@ def timed_train(name: str, data: Path, args: list[str]) -> dict:
 
 
 def append(section: str) -> None:
+    """Add a section to bench/results/train.md, above the previous figures (after the last appended section)."""
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("a") as handle:
-        handle.write(section.rstrip() + "\n\n")
+    text = RESULTS.read_text() if RESULTS.exists() else "# `curate train` benchmarks\n\n"
+    marker = "## Previous figures"
+    at = text.find(marker)
+    at = len(text) if at < 0 else at
+    RESULTS.write_text(text[:at] + section.rstrip() + "\n\n" + text[at:])
     print(section)
 
 
