@@ -34,7 +34,8 @@ def test_shared_file_round_trips_without_loss(tmp_path, name, fmt, suffix):
     back = [row for _, row in iter_json_rows(tmp_path / f"back{suffix}")]
     # every source row comes back field for field (Alpaca rows gain only an empty "input")
     assert [{k: v for k, v in r.items() if v != "" or k in s} for r, s in zip(back, rows, strict=True)] == rows
-    import_file(tmp_path / f"back{suffix}", tmp_path / "again.jsonl", fmt)
+    # meta.source names where rows came from (the file), so the second import is told the first's name
+    import_file(tmp_path / f"back{suffix}", tmp_path / "again.jsonl", fmt, source_name=Path(name).name.split(".")[0])
     assert (tmp_path / "r.jsonl").read_bytes() == (tmp_path / "again.jsonl").read_bytes()
 
 
@@ -47,4 +48,4 @@ def test_t0_prompt_completion_imports_every_row(tmp_path):
     assert summary.format == "prompt-completion"
     assert summary.records == sum(1 for _ in iter_json_rows(source)) == 55185
     first = json.loads((tmp_path / "r.jsonl").open().readline())
-    assert first["meta"]["source"] == "prompt-completion"
+    assert (first["meta"]["source"], first["meta"]["format"]) == ("t0_prompt_completion", "prompt-completion")
