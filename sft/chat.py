@@ -29,16 +29,17 @@ class LoadedRun:
 
 
 def load_run(run_dir: str | Path, base_only: bool = False) -> LoadedRun:
+    from sft import modeling
+
+    modeling.quiet_library_warnings()  # before peft pulls in bitsandbytes
     import torch
     from peft import PeftModel
     from transformers import AutoTokenizer
 
     from curate.lm.render import template_hash
     from curate.runs.commit import journal_members, read_set
-    from sft import modeling
     from sft.merge import run_base
 
-    modeling.quiet_library_warnings()
     run_dir = Path(run_dir)
     # the run's files as one set: a commit killed half way is finished, a mix of two runs refused
     read_set(journal_members(run_dir / "config.yaml"))

@@ -21,10 +21,15 @@ BUNDLED = "bundled"
 
 
 def quiet_library_warnings() -> None:
-    """Silence a deprecation that transformers/peft raise about their own internal alias, not our settings."""
+    """Silence library warnings about their own internals, not about our settings."""
+    import logging
     import warnings
 
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    # On CPUs with AVX512-BF16, importing bitsandbytes tries to fetch a 4-bit kernel from the hub through the
+    # optional `kernels` package and warns when it is absent: we never download at run time, and 4-bit on CPU
+    # is not what the defaults choose, so the warning only confuses.
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 
 def cache_dir() -> Path:

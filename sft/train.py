@@ -321,13 +321,13 @@ def train(
 
 
 def _train(data, out, recipe, overrides, resume, merge, say, show_progress, callbacks, overwrite) -> TrainResult:
+    from sft import modeling
+
+    modeling.quiet_library_warnings()  # before torch/peft pull in bitsandbytes
     import datasets
     import torch
 
-    from sft import modeling
-
     datasets.disable_progress_bars()  # RunMonitor's bar is the one progress line
-    modeling.quiet_library_warnings()
     out_dir = Path(out)
     rundir.check_out_dir(out_dir, resume, overwrite)
     on_cuda = torch.cuda.is_available()
