@@ -12,7 +12,7 @@ removed) and ``row`` (global row number). With ``multi_turn=first-user`` the ded
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,9 +109,21 @@ def chunks(path: str | os.PathLike[str], cfg: FilterConfig, columns: Columns, qu
             raise RecordError("id", "does not match the hash of the messages (edited by hand? run `curate import`)")
         return record
 
-    for line_no, record in iter_valid(path, validate, quarantine):
-        if line_no <= after_line:
-            continue
+    rows = ((line_no, record) for line_no, record in iter_valid(path, validate, quarantine) if line_no > after_line)
+    yield from _framed(rows, cfg, columns, first_row)
+
+
+def records_chunks(path: str | os.PathLike[str], cfg: FilterConfig, first_row: int) -> Iterator[pl.DataFrame]:
+    """Rows of an earlier dataset (``--against``), chunked and numbered from ``first_row``."""
+    from curate.records.jsonl import read_records
+
+    yield from _framed(((0, record) for record in read_records(path)), cfg, Columns(cfg), first_row)
+
+
+def _framed(rows: Iterable[tuple[int, dict[str, Any]]], cfg: FilterConfig, columns: Columns,
+            first_row: int) -> Iterator[pl.DataFrame]:
+    """``(line, record)`` pairs gathered into frames of ``cfg.chunk_rows`` rows, numbered on from ``first_row``."""
+    for line_no, record in rows:
         columns.add(line_no, record)
         if len(columns) >= cfg.chunk_rows:
             yield columns.frame(first_row)
@@ -120,18 +132,3 @@ def chunks(path: str | os.PathLike[str], cfg: FilterConfig, columns: Columns, qu
     if len(columns):
         yield columns.frame(first_row)
         columns.clear()
-
-
-def records_chunks(path: str | os.PathLike[str], cfg: FilterConfig, first_row: int) -> Iterator[pl.DataFrame]:
-    """Rows of an earlier dataset (``--against``), chunked and numbered from ``first_row``."""
-    from curate.records.jsonl import read_records
-
-    columns = Columns(cfg)
-    for record in read_records(path):
-        columns.add(0, record)
-        if len(columns) >= cfg.chunk_rows:
-            yield columns.frame(first_row)
-            first_row += len(columns)
-            columns.clear()
-    if len(columns):
-        yield columns.frame(first_row)
