@@ -67,7 +67,7 @@ def test_lora_weights_change_and_base_weights_do_not(tiny_model_dir, records_fil
 
 def test_qlora_trains_on_cpu_with_frozen_4bit_base(tiny_tokenizer, records_file, tmp_path):
     import bitsandbytes as bnb
-    from conftest import build_model_dir
+    from tiny_lm import build_model_dir
 
     # bitsandbytes' CPU 4-bit kernels need output features of at least 64 (the default tiny model has 16)
     wide = build_model_dir(tmp_path / "wide", tiny_tokenizer, hidden=64, kv_heads=4)
